@@ -89,11 +89,15 @@ class FaceDetector:
         shapes = {im.shape for im in images}
         if len(shapes) != 1:
             raise ValueError(f"MTCNN batches need equal-size images, got shapes {sorted(shapes)}")
+        min_size = min_face_size or self.config.min_face_size
+        if min(images[0].shape[:2]) < min_size:
+            # no pyramid level fits: facenet-pytorch would fail on an empty torch.cat
+            return [[] for _ in images]
         net = self._mtcnn
         with torch.inference_mode():
             boxes, points = detect_face(
                 np.stack(images),
-                min_face_size or self.config.min_face_size,
+                min_size,
                 net.pnet, net.rnet, net.onet,
                 list(thresholds or self.config.thresholds),
                 self.config.factor,

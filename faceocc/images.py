@@ -15,7 +15,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # Formats a face photo plausibly comes in. Restricting Image.open keeps Pillow's rarer (and historically
 # riskier) decoders such as EPS, PSD or FLI away from downloaded bytes.
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG also opens multi-picture (MPO) phone photos
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # 40 megapixels: above any photo a face pipeline needs, far below what a bomb expands to.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -23,6 +23,24 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # Pillow's default; set explicitly because a library imported later could flip it, and a truncated file
 # must be an error here, not a silently grey-padded image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format the leading magic bytes announce, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
 
 
 class ImageDecodeError(ValueError):
@@ -57,6 +75,9 @@ def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
+        announced = sniff_format(data)
+        if announced:
+            raise ImageDecodeError(f"corrupt image: {announced} signature but unreadable header") from None
         raise ImageDecodeError("not an image (unrecognised or disallowed format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageDecodeError(f"decompression bomb: {err}") from None

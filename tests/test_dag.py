@@ -1,0 +1,64 @@
+"""dvc.yaml, stages/ and params.yaml agree: one word per stage, and DVC sees every module a stage runs."""
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages._common import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+STAGE_MODULES = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if not p.stem.startswith("_"))
+
+
+def test_every_stage_has_a_module_and_a_params_section_and_back():
+    assert sorted(DVC) == STAGE_MODULES
+    assert sorted(PARAMS) == STAGE_MODULES
+    for name, stage in DVC.items():
+        assert f"python -m stages.{name} " in stage["cmd"]
+        assert stage["params"] == [name]
+
+
+@pytest.mark.parametrize("name", STAGE_MODULES)
+def test_params_section_parses_into_the_stages_settings(name):
+    module = importlib.import_module(f"stages.{name}")
+    cls = next(v for k, v in vars(module).items() if k.lower() == f"{name}params")
+    load_params(name, cls, str(ROOT / "params.yaml"))
+
+
+def _local_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return {n for n in names if n.split(".")[0] in ("faceocc", "stages")}
+
+
+def _module_files(module: str) -> set[str]:
+    """The stage module and every project module it imports, transitively, as repo-relative paths."""
+    seen, todo = set(), [module]
+    while todo:
+        rel = todo.pop().replace(".", "/")
+        path = ROOT / f"{rel}.py"
+        if not path.exists():
+            path = ROOT / rel / "__init__.py"
+        key = path.relative_to(ROOT).as_posix()
+        if key in seen:
+            continue
+        seen.add(key)
+        todo.extend(_local_imports(path))
+    return {f for f in seen if not f.endswith("__init__.py")}
+
+
+@pytest.mark.parametrize("name", STAGE_MODULES)
+def test_stage_deps_cover_every_module_the_stage_imports(name):
+    # a module missing from deps means editing it would not re-run the stage: stale results in review
+    missing = _module_files(f"stages.{name}") - set(DVC[name]["deps"])
+    assert not missing, f"dvc.yaml stage {name!r} lacks deps {sorted(missing)}"

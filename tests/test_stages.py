@@ -1,0 +1,128 @@
+"""Stage entry points run in-process on tiny generated inputs, as `dvc repro` would run them."""
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from faceocc.manifest import read_rows
+from stages import crop, scrape
+
+
+def write_params(path, **sections):
+    path.write_text(yaml.safe_dump(sections))
+    return str(path)
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def labelled_folder(tmp_path, astronaut, faceless):
+    """A folder source with the odd files real data sets hold."""
+    root = tmp_path / "photos"
+    for label in ("face", "masked", "not_a_class"):
+        (root / label).mkdir(parents=True)
+    (root / "face" / "portrait.jpg").write_bytes(_jpeg(astronaut))
+    (root / "face" / "portrait_copy.jpg").write_bytes(_jpeg(astronaut))  # same bytes: stored once
+    (root / "face" / "scene.jpg").write_bytes(_jpeg(faceless))
+    (root / "face" / "tiny.png").write_bytes(_png(np.full((8, 8, 3), 90, np.uint8)))
+    (root / "face" / "notes.txt").write_text("not an image")
+    (root / "masked" / "truncated.jpg").write_bytes(_jpeg(astronaut)[:3000])
+    (root / "masked" / "fake.png").write_bytes(b"<html>404</html>")
+    cmyk = io.BytesIO()
+    Image.fromarray(astronaut).convert("CMYK").save(cmyk, format="JPEG")
+    (root / "masked" / "cmyk.jpg").write_bytes(cmyk.getvalue())
+    rgba = io.BytesIO()
+    Image.fromarray(astronaut).convert("RGBA").save(rgba, format="PNG")
+    (root / "masked" / "alpha.png").write_bytes(rgba.getvalue())
+    (root / "not_a_class" / "x.jpg").write_bytes(_jpeg(faceless[:50, :50]))
+    return root
+
+
+def _png(image):
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_folder):
+    params = write_params(
+        tmp_path / "params.yaml",
+        scrape={"source": "folder", "folder": {"roots": [str(labelled_folder)]}},
+        crop={"batch_size": 4, "threads": 1, "detector": {"device": "cpu"}},
+    )
+    raw, crops = tmp_path / "raw", tmp_path / "crop"
+    scrape.main(["--out", str(raw), "--metrics", str(tmp_path / "scrape.json"), "--params", params])
+
+    rows = read_rows(raw / "manifest.csv")
+    by_name = {r["origin"].split("/")[-1]: r for r in rows}
+    assert len(rows) == 10  # every file, whatever became of it
+    assert by_name["notes.txt"]["outcome"] == "not_an_image_file"
+    assert by_name["portrait_copy.jpg"]["outcome"] == "duplicate"
+    assert by_name["x.jpg"]["outcome"] == "unknown_label"
+    assert json.loads((tmp_path / "scrape.json").read_text())["stored_per_label"] == {
+        "face": 3, "masked": 4, "sunglasses": 0, "mask_sunglasses": 0}
+
+    crop.main(["--raw", str(raw), "--out", str(crops), "--metrics", str(tmp_path / "crop.json"),
+               "--samples", str(tmp_path / "samples.png"), "--params", params])
+    outcomes = {r["file"].split("/")[-1]: r["outcome"] for r in read_rows(crops / "outcomes.csv")}
+    stored = {r["file"].split("/")[-1]: r["origin"].split("/")[-1] for r in rows if r["file"]}
+    named = {stored[k]: v for k, v in outcomes.items()}
+    assert named["portrait.jpg"] == "kept"
+    assert named["cmyk.jpg"] == "kept" and named["alpha.png"] == "kept"
+    assert named["scene.jpg"] == "no_face" and named["tiny.png"] == "no_face"
+    assert named["truncated.jpg"].startswith("decode_error: corrupt image")
+    assert named["fake.png"].startswith("decode_error: not an image")
+
+    crop_rows = read_rows(crops / "crops.csv")
+    assert len(crop_rows) == 3
+    for row in crop_rows:
+        image = Image.open(crops / "faces" / row["file"])
+        assert image.size == (112, 112)
+        assert 0 < float(row["crop_nose_x"]) < 112 and 0 < float(row["crop_nose_y"]) < 112
+    metrics = json.loads((tmp_path / "crop.json").read_text())
+    assert metrics["by_label"]["face"]["outcomes"] == {"kept": 1, "no_face": 2, "too_small": 0, "decode_error": 0}
+    assert metrics["by_label"]["masked"]["detection_rate_after_second_pass"] == 1.0  # 2 of 2 decodable
+    assert Image.open(tmp_path / "samples.png").size[0] > 0
+
+
+def test_demo_scrape_is_byte_identical_across_runs(tmp_path):
+    params = write_params(tmp_path / "params.yaml",
+                          scrape={"demo": {"images_per_class": 1, "image_size": 128, "faceless_images": 1}})
+    for run in ("a", "b"):
+        scrape.main(["--out", str(tmp_path / run), "--metrics", str(tmp_path / f"{run}.json"), "--params", params])
+    a, b = read_rows(tmp_path / "a" / "manifest.csv"), read_rows(tmp_path / "b" / "manifest.csv")
+    assert len(a) == 5 and a == b
+    assert {r["source"] for r in a} == {"demo"}
+
+
+def test_outputs_are_replaced_whole_never_merged(tmp_path, labelled_folder):
+    params = write_params(tmp_path / "params.yaml",
+                          scrape={"source": "folder", "folder": {"roots": [str(labelled_folder)]}})
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / "stale.txt").write_text("left over from an earlier run")
+    scrape.main(["--out", str(out), "--metrics", str(tmp_path / "m.json"), "--params", params])
+    assert not (out / "stale.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw.")]  # no temp dirs left behind
+
+
+def test_a_typo_in_params_fails_naming_the_key(tmp_path):
+    params = write_params(tmp_path / "params.yaml", scrape={"sorce": "demo"})
+    with pytest.raises(Exception, match=r"scrape: unknown key\(s\) \['sorce'\]"):
+        scrape.main(["--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--params", params])
+
+
+def test_missing_folder_root_is_reported(tmp_path):
+    params = write_params(tmp_path / "params.yaml",
+                          scrape={"source": "folder", "folder": {"roots": [str(tmp_path / "nowhere")]}})
+    with pytest.raises(FileNotFoundError, match="nowhere is not a directory"):
+        scrape.main(["--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--params", params])
