@@ -62,8 +62,10 @@ class DetectorConfig:
 @dataclass(frozen=True)
 class SecondPassConfig:
     enabled: bool = True
-    pad_fraction: float = 0.3  # border added on every side, as a fraction of the image's long side
-    upscale_to: int = 320  # a padded image whose short side is below this is upscaled to it
+    # borders to try in turn, each a fraction of the image's long side added on every side. On occlusion4's
+    # masked misses, trying 0.3 then 0.6 recovered 39 of 146 faces, one padding alone 24-30 (README).
+    pad_fractions: tuple[float, ...] = (0.3, 0.6)
+    upscale_to: int = 480  # a padded image whose short side is below this is upscaled to it
     thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
     min_face_size: int = 20
 
@@ -110,12 +112,21 @@ class FaceDetector:
         small, scale = shrink_to_max_side(image, self.config.max_side)
         return [f.to_source(scale) for f in self.detect_batch([small])[0]]
 
-    def detect_second_pass(self, image: np.ndarray, config: SecondPassConfig) -> list[Face]:
-        """Faces found on a padded, upscaled copy with lower thresholds, in the source's pixels."""
+    def detect_second_pass(self, image: np.ndarray, config: SecondPassConfig, min_score: float) -> list[Face]:
+        """Faces found on padded, upscaled copies with lower thresholds, in the source's pixels.
+
+        Paddings are tried in order until one gives a face scoring at least `min_score`; otherwise the faces
+        of the last try are returned (all below `min_score`, kept so the caller can record them).
+        """
         small, shrink = shrink_to_max_side(image, self.config.max_side)
-        canvas, scale, offset = pad_and_upscale(small, config.pad_fraction, config.upscale_to)
-        faces = self.detect_batch([canvas], config.thresholds, config.min_face_size, detection_pass=2)[0]
-        return [f.to_source(scale, offset).to_source(shrink) for f in faces]
+        faces: list[Face] = []
+        for pad_fraction in config.pad_fractions:
+            canvas, scale, offset = pad_and_upscale(small, pad_fraction, config.upscale_to)
+            found = self.detect_batch([canvas], config.thresholds, config.min_face_size, detection_pass=2)[0]
+            faces = [f.to_source(scale, offset).to_source(shrink) for f in found]
+            if any(f.score >= min_score for f in faces):
+                break
+        return faces
 
 
 def _faces_from_arrays(boxes, points, detection_pass: int) -> list[Face]:

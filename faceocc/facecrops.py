@@ -71,7 +71,7 @@ def run_crop(
             found_in_pass = 1 if chosen.outcome != "no_face" else ""
             if chosen.outcome == "no_face" and second_pass.enabled:
                 start = time.perf_counter()
-                faces = detector.detect_second_pass(image, second_pass)
+                faces = detector.detect_second_pass(image, second_pass, selection.min_probability)
                 seconds += time.perf_counter() - start
                 chosen = select_faces(faces, selection)
                 found_in_pass = 2 if chosen.outcome != "no_face" else ""

@@ -58,7 +58,12 @@ def test_second_pass_finds_a_face_filling_the_frame(detector, astronaut, astrona
     x1, y1, x2, y2 = (int(v) for v in astronaut_face.box)
     tight = np.ascontiguousarray(astronaut[y1 + 8 : y2 - 8, x1 + 6 : x2 - 6])  # face touching every border
     assert not [f for f in detector.detect(tight) if f.score >= 0.9]
-    found = detector.detect_second_pass(tight, SecondPassConfig())
+    found = detector.detect_second_pass(tight, SecondPassConfig(), min_score=0.9)
     assert found and found[0].detection_pass == 2
     nose_x, nose_y = found[0].landmarks[2]
     assert 0 < nose_x < tight.shape[1] and 0 < nose_y < tight.shape[0]  # mapped back into the tight crop
+
+
+def test_second_pass_does_not_invent_a_face_in_a_scene_without_one(detector, faceless):
+    found = detector.detect_second_pass(faceless, SecondPassConfig(), min_score=0.9)
+    assert not [f for f in found if f.score >= 0.9]
