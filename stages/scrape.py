@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tqdm import tqdm
+
 from faceocc import CLASSES
 from faceocc.atomic import atomic_path, write_json
 from faceocc.demo import DemoConfig, build_demo
@@ -48,12 +50,17 @@ def main(argv: list[str] | None = None) -> None:
         if params.source == "demo":
             # landmarks of the portraits place the rendered occluders; MTCNN's defaults find them
             detector = FaceDetector(DetectorConfig(device="cpu"))
-            for item in build_demo(params.demo, lambda img: next(iter(f.landmarks for f in detector.detect(img)), None)):
+
+            def portrait_landmarks(image):
+                faces = detector.detect(image)
+                return faces[0].landmarks if faces else None
+
+            for item in tqdm(build_demo(params.demo, portrait_landmarks), desc="scrape (demo)", unit="img"):
                 store.add(encode_png(item.image), item.label, "demo", item.origin, ".png")
         else:
             if not params.folder.roots:
                 raise SystemExit("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
-            store_folder(store, list_folder(params.folder.roots))
+            store_folder(store, tqdm(list(list_folder(params.folder.roots)), desc="scrape (folder)", unit="file"))
         write_rows(tmp / "manifest.csv", store.rows, RAW_COLUMNS)
 
     outcomes = Counter(r["outcome"] for r in store.rows)
