@@ -1,7 +1,7 @@
 """The crop step: raw images in, face crops plus one outcome per image out.
 
-Every input ends with an outcome: `kept`, `no_face`, `too_small` or `decode_error: <reason>`; none silently
-disappears. Detection rates per label are counted before and after the second pass, so the gain from the
+Every input ends with an outcome: `kept`, `no_face`, `too_small`, `decode_error: <reason>` or (should MTCNN
+itself fail on an image) `detect_error: <reason>`; none silently disappears. Detection rates per label are counted before and after the second pass, so the gain from the
 second pass on occluded faces is a measured figure, not a hope.
 """
 
@@ -20,9 +20,11 @@ from PIL import Image
 from faceocc.cropping import CropGeometry, FaceSelection, crop_face, select_faces
 from faceocc.detection import LANDMARK_NAMES, FaceDetector, SecondPassConfig, shrink_to_max_side
 from faceocc.images import ImageDecodeError, load_rgb
+from faceocc.sheets import contact_sheet, draw_points
 
 log = logging.getLogger(__name__)
 
+OUTCOMES = ("kept", "no_face", "too_small", "decode_error", "detect_error")
 OUTCOME_COLUMNS = ("id", "label", "file", "outcome", "width", "height", "faces_detected", "faces_kept",
                    "found_in_pass")
 _POINT_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy")
@@ -67,12 +69,22 @@ def run_crop(
         seconds += time.perf_counter() - start
         for item, image in decoded:
             faces = found[item.id]
+            if isinstance(faces, Exception):
+                log.warning("%s (%s): detection failed: %s", item.path, item.origin, faces)
+                outcomes.append(_failed_row(item, f"detect_error: {faces}"))
+                continue
             chosen = select_faces(faces, selection)
             found_in_pass = 1 if chosen.outcome != "no_face" else ""
             if chosen.outcome == "no_face" and second_pass.enabled:
                 start = time.perf_counter()
-                faces = detector.detect_second_pass(image, second_pass, selection.min_probability)
-                seconds += time.perf_counter() - start
+                try:
+                    faces = detector.detect_second_pass(image, second_pass, selection.min_probability)
+                except Exception as err:  # noqa: BLE001 - recorded as this image's outcome
+                    log.warning("%s (%s): second-pass detection failed: %s", item.path, item.origin, err)
+                    outcomes.append(_failed_row(item, f"detect_error: {err}"))
+                    continue
+                finally:
+                    seconds += time.perf_counter() - start
                 chosen = select_faces(faces, selection)
                 found_in_pass = 2 if chosen.outcome != "no_face" else ""
             outcomes.append({
@@ -86,7 +98,8 @@ def run_crop(
         if progress is not None:
             progress.update(len(chunk))
             counts = Counter(r["outcome"].split(":")[0] for r in outcomes)
-            progress.set_postfix(kept=counts["kept"], no_face=counts["no_face"], errors=counts["decode_error"])
+            progress.set_postfix(kept=counts["kept"], no_face=counts["no_face"],
+                                 errors=counts["decode_error"] + counts["detect_error"])
     order = {item.id: i for i, item in enumerate(images)}
     outcomes.sort(key=lambda r: order[r["id"]])
     return CropResult(outcomes, crops, seconds)
@@ -104,14 +117,17 @@ def _decode(chunk: Sequence[SourceImage]) -> tuple[list[tuple[SourceImage, np.nd
             decoded.append((item, load_rgb(item.path)))
         except ImageDecodeError as err:
             log.warning("%s (%s): %s", item.path, item.origin, err)
-            failed.append({"id": item.id, "label": item.label, "file": str(item.path),
-                           "outcome": f"decode_error: {err}", "width": "", "height": "",
-                           "faces_detected": "", "faces_kept": 0, "found_in_pass": ""})
+            failed.append(_failed_row(item, f"decode_error: {err}"))
     return decoded, failed
 
 
-def _detect_grouped(detector: FaceDetector, decoded, batch_size: int) -> dict[str, list]:
-    """First-pass faces per item id, batching images that share a shape after shrinking."""
+def _failed_row(item: SourceImage, outcome: str) -> dict:
+    return {"id": item.id, "label": item.label, "file": str(item.path), "outcome": outcome, "width": "",
+            "height": "", "faces_detected": "", "faces_kept": 0, "found_in_pass": ""}
+
+
+def _detect_grouped(detector: FaceDetector, decoded, batch_size: int) -> dict[str, list | Exception]:
+    """First-pass faces per item id (or the exception detection raised), batching equal shapes."""
     groups: dict[tuple, list] = defaultdict(list)
     for item, image in decoded:
         small, scale = shrink_to_max_side(image, detector.config.max_side)
@@ -121,11 +137,18 @@ def _detect_grouped(detector: FaceDetector, decoded, batch_size: int) -> dict[st
         for batch in _chunks(members, batch_size):
             try:
                 per_image = detector.detect_batch([small for _, small, _ in batch])
-            except Exception:  # noqa: BLE001 - a batch failure must not lose the batch: retry one by one
-                per_image = [detector.detect_batch([small])[0] for _, small, _ in batch]
+            except Exception:  # noqa: BLE001 - one bad image must not lose its batch: retry one by one
+                per_image = [_detect_one(detector, small) for _, small, _ in batch]
             for (item, _, scale), faces in zip(batch, per_image):
-                found[item.id] = [f.to_source(scale) for f in faces]
+                found[item.id] = faces if isinstance(faces, Exception) else [f.to_source(scale) for f in faces]
     return found
+
+
+def _detect_one(detector: FaceDetector, image: np.ndarray):
+    try:
+        return detector.detect_batch([image])[0]
+    except Exception as err:  # noqa: BLE001 - recorded as this image's outcome
+        return err
 
 
 def _save_crop(image, face, item: SourceImage, k: int, out_dir: Path, geometry: CropGeometry) -> dict:
@@ -140,6 +163,20 @@ def _save_crop(image, face, item: SourceImage, k: int, out_dir: Path, geometry: 
     for name, (x, y), (cx, cy) in zip(LANDMARK_NAMES, face.landmarks, points):
         row.update({f"{name}_x": x, f"{name}_y": y, f"crop_{name}_x": cx, f"crop_{name}_y": cy})
     return row
+
+
+def crop_sample_sheet(faces_dir: Path, crops: Sequence[dict], per_label: int = 8) -> np.ndarray:
+    """A contact sheet of the first crops of each label, landmarks drawn, for a glance at what was cut."""
+    rows = []
+    for label in sorted({c["label"] for c in crops}):
+        of_label = [c for c in crops if c["label"] == label]
+        tiles = []
+        for c in of_label[:per_label]:
+            image = np.asarray(Image.open(faces_dir / c["file"]).convert("RGB"))
+            points = [(float(c[f"crop_{n}_x"]), float(c[f"crop_{n}_y"])) for n in LANDMARK_NAMES]
+            tiles.append(draw_points(image, points))
+        rows.append((f"{label}: {len(of_label)} crops", tiles))
+    return contact_sheet(rows)
 
 
 def detection_summary(outcomes: Sequence[dict]) -> dict:
@@ -157,7 +194,7 @@ def detection_summary(outcomes: Sequence[dict]) -> dict:
         counts = Counter(r["outcome"].split(":")[0] for r in rows)
         summary[label] = {
             "images": len(rows),
-            "outcomes": {k: counts.get(k, 0) for k in ("kept", "no_face", "too_small", "decode_error")},
+            "outcomes": {k: counts.get(k, 0) for k in OUTCOMES},
             "faces_kept": sum(int(r["faces_kept"]) for r in rows),
             "detection_rate_first_pass": round(first / len(decoded), 4) if decoded else 0.0,
             "detection_rate_after_second_pass": round((first + second) / len(decoded), 4) if decoded else 0.0,

@@ -7,18 +7,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from faceocc.atomic import atomic_path, write_bytes, write_json
 from faceocc.cropping import CropGeometry, FaceSelection
 from faceocc.detection import DetectorConfig, FaceDetector, SecondPassConfig
-from faceocc.facecrops import CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, detection_summary, run_crop
+from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, crop_sample_sheet,
+                               detection_summary, run_crop)
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
-from faceocc.sheets import contact_sheet, draw_points
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("crop")
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         write_rows(tmp / "outcomes.csv", result.outcomes, OUTCOME_COLUMNS)
         write_rows(tmp / "crops.csv", result.crops, CROP_COLUMNS)
         if args.samples:
-            write_bytes(args.samples, encode_png(_sample_sheet(tmp / "faces", result.crops)))
+            write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / "faces", result.crops)))
 
     summary = detection_summary(result.outcomes)
     seconds = max(result.seconds_detecting, 1e-9)
@@ -69,20 +67,6 @@ def main(argv: list[str] | None = None) -> None:
     log.info("outcomes %s; detection rate %.3f first pass, %.3f after second; %.1f images/s",
              overall.get("outcomes"), overall.get("detection_rate_first_pass", 0),
              overall.get("detection_rate_after_second_pass", 0), metrics["detection_images_per_second"])
-
-
-def _sample_sheet(faces_dir: Path, crops: list[dict], per_label: int = 8) -> np.ndarray:
-    rows = []
-    for label in sorted({c["label"] for c in crops}):
-        chosen = [c for c in crops if c["label"] == label][:per_label]
-        tiles = []
-        for c in chosen:
-            image = np.asarray(Image.open(faces_dir / c["file"]).convert("RGB"))
-            points = [(c[f"crop_{n}_x"], c[f"crop_{n}_y"]) for n in
-                      ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")]
-            tiles.append(draw_points(image, points))
-        rows.append((f"{label}: {len([c for c in crops if c['label'] == label])} crops", tiles))
-    return contact_sheet(rows)
 
 
 if __name__ == "__main__":

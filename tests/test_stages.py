@@ -89,7 +89,8 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
         assert image.size == (112, 112)
         assert 0 < float(row["crop_nose_x"]) < 112 and 0 < float(row["crop_nose_y"]) < 112
     metrics = json.loads((tmp_path / "crop.json").read_text())
-    assert metrics["by_label"]["face"]["outcomes"] == {"kept": 1, "no_face": 2, "too_small": 0, "decode_error": 0}
+    assert metrics["by_label"]["face"]["outcomes"] == {"kept": 1, "no_face": 2, "too_small": 0, "decode_error": 0,
+                                                         "detect_error": 0}
     assert metrics["by_label"]["masked"]["detection_rate_after_second_pass"] == 1.0  # 2 of 2 decodable
     assert Image.open(tmp_path / "samples.png").size[0] > 0
 
