@@ -44,6 +44,15 @@ def labelled_folder(tmp_path, astronaut, faceless):
     Image.fromarray(astronaut).convert("RGBA").save(rgba, format="PNG")
     (root / "masked" / "alpha.png").write_bytes(rgba.getvalue())
     (root / "not_a_class" / "x.jpg").write_bytes(_jpeg(faceless[:50, :50]))
+    grey = io.BytesIO()
+    Image.fromarray(astronaut).convert("L").save(grey, format="JPEG")
+    (root / "masked" / "grey.jpg").write_bytes(grey.getvalue())
+    # stored lying on its side with an EXIF tag telling viewers to turn it upright (phone photos do this)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to view
+    sideways = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, k=-1))).save(sideways, format="JPEG", exif=exif)
+    (root / "masked" / "exif_rotated.jpg").write_bytes(sideways.getvalue())
     return root
 
 
@@ -64,12 +73,12 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
 
     rows = read_rows(raw / "manifest.csv")
     by_name = {r["origin"].split("/")[-1]: r for r in rows}
-    assert len(rows) == 10  # every file, whatever became of it
+    assert len(rows) == 12  # every file, whatever became of it
     assert by_name["notes.txt"]["outcome"] == "not_an_image_file"
     assert by_name["portrait_copy.jpg"]["outcome"] == "duplicate"
     assert by_name["x.jpg"]["outcome"] == "unknown_label"
     assert json.loads((tmp_path / "scrape.json").read_text())["stored_per_label"] == {
-        "face": 3, "masked": 4, "sunglasses": 0, "mask_sunglasses": 0}
+        "face": 3, "masked": 6, "sunglasses": 0, "mask_sunglasses": 0}
 
     crop.main(["--raw", str(raw), "--out", str(crops), "--metrics", str(tmp_path / "crop.json"),
                "--samples", str(tmp_path / "samples.png"), "--params", params])
@@ -77,21 +86,24 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
     stored = {r["file"].split("/")[-1]: r["origin"].split("/")[-1] for r in rows if r["file"]}
     named = {stored[k]: v for k, v in outcomes.items()}
     assert named["portrait.jpg"] == "kept"
-    assert named["cmyk.jpg"] == "kept" and named["alpha.png"] == "kept"
+    assert named["cmyk.jpg"] == "kept" and named["alpha.png"] == "kept" and named["grey.jpg"] == "kept"
+    assert named["exif_rotated.jpg"] == "kept"
     assert named["scene.jpg"] == "no_face" and named["tiny.png"] == "no_face"
     assert named["truncated.jpg"].startswith("decode_error: corrupt image")
     assert named["fake.png"].startswith("decode_error: not an image")
 
     crop_rows = read_rows(crops / "crops.csv")
-    assert len(crop_rows) == 3
+    assert len(crop_rows) == 5
     for row in crop_rows:
         image = Image.open(crops / "faces" / row["file"])
         assert image.size == (112, 112)
         assert 0 < float(row["crop_nose_x"]) < 112 and 0 < float(row["crop_nose_y"]) < 112
+        # upright, the EXIF-rotated one included: eyes above the mouth
+        assert float(row["crop_left_eye_y"]) < float(row["crop_mouth_left_y"])
     metrics = json.loads((tmp_path / "crop.json").read_text())
     assert metrics["by_label"]["face"]["outcomes"] == {"kept": 1, "no_face": 2, "too_small": 0, "decode_error": 0,
                                                          "detect_error": 0}
-    assert metrics["by_label"]["masked"]["detection_rate_after_second_pass"] == 1.0  # 2 of 2 decodable
+    assert metrics["by_label"]["masked"]["detection_rate_after_second_pass"] == 1.0  # 4 of 4 decodable
     assert Image.open(tmp_path / "samples.png").size[0] > 0
 
 
