@@ -7,7 +7,7 @@ on a real folder (README, "Your own data") for that.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -128,9 +128,3 @@ def relight(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     img = img + rng.normal(0, rng.uniform(0.0, 0.02), img.shape)
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
-
-def label_counts(images: Sequence[DemoImage]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in images:
-        counts[item.label] = counts.get(item.label, 0) + 1
-    return counts

@@ -1,8 +1,9 @@
 """The crop step: raw images in, face crops plus one outcome per image out.
 
 Every input ends with an outcome: `kept`, `no_face`, `too_small`, `decode_error: <reason>` or (should MTCNN
-itself fail on an image) `detect_error: <reason>`; none silently disappears. Detection rates per label are counted before and after the second pass, so the gain from the
-second pass on occluded faces is a measured figure, not a hope.
+itself fail on an image) `detect_error: <reason>`; none silently disappears. Detection rates per label are
+counted before and after the second pass, so the gain from the second pass on occluded faces is a measured
+figure, not a hope.
 """
 
 from __future__ import annotations

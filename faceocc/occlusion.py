@@ -113,6 +113,12 @@ class _FaceFrame:
         self.nose_x = float((nose - self.origin) @ self.u) / self.d
         self.nose_y = float((nose - self.origin) @ self.v) / self.d
 
+    def grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Face-frame (x, y) of every pixel of an h x w image, each an h x w float32 array."""
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        rel = np.stack([xs - self.origin[0], ys - self.origin[1]], -1) / self.d
+        return rel @ self.u.astype(np.float32), rel @ self.v.astype(np.float32)
+
     def to_image(self, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, np.float64).reshape(-1, 2)
         return self.origin + self.d * (points[:, :1] * self.u + points[:, 1:] * self.v)
@@ -182,10 +188,7 @@ def render_mask(image: np.ndarray, landmarks: Landmarks, style: MaskStyle) -> np
         return image.copy()
 
     # Shading in face coordinates: cylinder-like fall-off to the sides plus fabric texture and pleats.
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    rel = np.stack([xs - frame.origin[0], ys - frame.origin[1]], -1) / frame.d
-    fx = rel @ frame.u.astype(np.float32)
-    fy = rel @ frame.v.astype(np.float32)
+    fx, fy = frame.grid(h, w)
     side = np.clip(np.abs(fx - 0.6 * frame.nose_x) / max(style.width, 0.1), 0, 1.2)
     shading = 1.0 - style.shade * side**2
     if style.pleats:
@@ -240,9 +243,7 @@ def render_sunglasses(image: np.ndarray, landmarks: Landmarks, style: GlassesSty
     if coverage.max() == 0:
         return image.copy()
 
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    rel = np.stack([xs - frame.origin[0], ys - frame.origin[1]], -1) / frame.d
-    fy = rel @ frame.v.astype(np.float32)
+    _, fy = frame.grid(h, w)
     top_dark = 1.0 - style.gradient * np.clip(0.5 - (fy + 0.3) / 0.7, 0, 1)
     tint = np.asarray(style.lens_color, np.float32)[None, None, :] * top_dark[..., None]
     # tinted glass still lets a little of the eye region through: mix instead of replace
@@ -261,13 +262,15 @@ def render_sunglasses(image: np.ndarray, landmarks: Landmarks, style: GlassesSty
     thickness = max(frame.d * style.frame_thickness, 1.0)
     for pts in lenses:
         _polyline(frame_lines, pts, thickness, closed=True)
-    bridge = frame.to_image(np.array([[-0.5 + 0.45 * style.size, -0.12], [0.0, -0.17], [0.5 - 0.45 * style.size, -0.12]]))
+    inner = 0.5 - 0.45 * style.size  # inner lens edge, face x
+    bridge = frame.to_image(np.array([[-inner, -0.12], [0.0, -0.17], [inner, -0.12]]))
     _polyline(frame_lines, bridge, thickness)
     for sign in (-1, 1):  # temples run from the outer lens edge towards the ears
         temple = frame.to_image(np.array([[sign * (0.5 + 0.48 * style.size), -0.2], [sign * 1.2, -0.12]]))
         _polyline(frame_lines, temple, thickness)
     frame_alpha = _soften(np.clip(frame_lines, 0, 1), 0.5)
-    frame_layer = np.asarray(style.frame_color, np.float32)[None, None, :] * (0.8 + 0.2 * _local_light(image, frame.d))[..., None]
+    light = 0.8 + 0.2 * _local_light(image, frame.d)
+    frame_layer = np.asarray(style.frame_color, np.float32)[None, None, :] * light[..., None]
     white = np.full((1, 1, 3), 255.0, np.float32)
     return _composite(image, [(tint, lens_alpha), (white, glare), (frame_layer, frame_alpha)])
 
