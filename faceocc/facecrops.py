@@ -71,7 +71,6 @@ def run_crop(
         for item, image in decoded:
             faces = found[item.id]
             if isinstance(faces, Exception):
-                log.warning("%s (%s): detection failed: %s", item.path, item.origin, faces)
                 outcomes.append(_failed_row(item, f"detect_error: {faces}"))
                 continue
             chosen = select_faces(faces, selection)
@@ -81,7 +80,6 @@ def run_crop(
                 try:
                     faces = detector.detect_second_pass(image, second_pass, selection.min_probability)
                 except Exception as err:  # noqa: BLE001 - recorded as this image's outcome
-                    log.warning("%s (%s): second-pass detection failed: %s", item.path, item.origin, err)
                     outcomes.append(_failed_row(item, f"detect_error: {err}"))
                     continue
                 finally:
@@ -117,12 +115,13 @@ def _decode(chunk: Sequence[SourceImage]) -> tuple[list[tuple[SourceImage, np.nd
         try:
             decoded.append((item, load_rgb(item.path)))
         except ImageDecodeError as err:
-            log.warning("%s (%s): %s", item.path, item.origin, err)
             failed.append(_failed_row(item, f"decode_error: {err}"))
     return decoded, failed
 
 
 def _failed_row(item: SourceImage, outcome: str) -> dict:
+    """The outcome row of an image that gave no result, after one log line naming the file and why."""
+    log.warning("%s (%s): %s", item.path, item.origin, outcome)
     return {"id": item.id, "label": item.label, "file": str(item.path), "outcome": outcome, "width": "",
             "height": "", "faces_detected": "", "faces_kept": 0, "found_in_pass": ""}
 
