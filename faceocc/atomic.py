@@ -7,8 +7,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -39,3 +39,15 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj) -> None:
     # sorted keys and a trailing newline keep `git diff` / `dvc metrics diff` readable
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def remove_stale_temps(final: str | os.PathLike) -> int:
+    """Delete temporaries an interrupted (killed) writer of `final` left beside it; returns how many.
+
+    Call only where no other process writes `final` at the same time, e.g. at the start of a stage.
+    """
+    final = Path(final)
+    stale = list(final.parent.glob(f".{final.name}.*.tmp")) if final.parent.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)

@@ -1,14 +1,14 @@
-"""Raw image sources: labelled folders and the demo set, stored once per content hash with provenance.
+"""Raw image store: every source's images kept once per content hash, with a provenance row per item.
 
-The web sources (ROF manifests, HTML galleries) join here in the web-acquisition issue.
+Labelled folders are read here; the web sources (ROF manifests, HTML galleries) arrive through `acquire.py`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from faceocc.atomic import write_bytes
 from faceocc.images import IMAGE_SUFFIXES
@@ -16,7 +16,10 @@ from faceocc.manifest import content_hash, short_id
 
 log = logging.getLogger(__name__)
 
-RAW_COLUMNS = ("id", "sha256", "label", "source", "origin", "file", "outcome", "detail")
+# identity: the person where a source says (ROF); found_on: the manifest record or page that named a URL;
+# annotation: the source's own face boxes and landmarks (JSON), kept when they fit the downloaded image.
+RAW_COLUMNS = ("id", "sha256", "label", "source", "origin", "file", "outcome", "detail", "identity", "found_on",
+               "annotation")
 
 
 def list_folder(roots: Sequence[str | os.PathLike]) -> Iterator[tuple[str, Path]]:
@@ -43,10 +46,10 @@ class RawStore:
         self.rows: list[dict] = []
         self._seen: dict[str, dict] = {}
 
-    def add(self, data: bytes, label: str, source: str, origin: str, suffix: str) -> dict:
+    def add(self, data: bytes, label: str, source: str, origin: str, suffix: str, **extra: str) -> dict:
         sha = content_hash(data)
         row = {"id": short_id(sha), "sha256": sha, "label": label, "source": source, "origin": origin,
-               "file": "", "outcome": "ok", "detail": ""}
+               "file": "", "outcome": "ok", "detail": "", **extra}
         if label not in self.classes:
             row.update(outcome="unknown_label", detail=f"label {label!r} is not one of {list(self.classes)}")
             log.warning("%s: %s", origin, row["detail"])
@@ -60,10 +63,12 @@ class RawStore:
         self.rows.append(row)
         return row
 
-    def skip(self, label: str, source: str, origin: str, outcome: str, detail: str) -> None:
-        log.warning("%s: %s (%s)", origin, outcome, detail)
+    def skip(self, label: str, source: str, origin: str, outcome: str, detail: str, quiet: bool = False,
+             **extra: str) -> None:
+        if not quiet:
+            log.warning("%s: %s (%s)", origin, outcome, detail)
         self.rows.append({"id": "", "sha256": "", "label": label, "source": source, "origin": origin,
-                          "file": "", "outcome": outcome, "detail": detail})
+                          "file": "", "outcome": outcome, "detail": detail, **extra})
 
 
 def store_folder(store: RawStore, files: Iterable[tuple[str, Path]]) -> None:

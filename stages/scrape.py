@@ -1,4 +1,4 @@
-"""Stage `scrape`: collect raw labelled images (demo set or labelled folders) with a provenance manifest."""
+"""Stage `scrape`: collect raw labelled images (demo, labelled folders, ROF manifests, HTML galleries)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,22 @@ from typing import Literal
 from tqdm import tqdm
 
 from faceocc import CLASSES
-from faceocc.atomic import atomic_path, write_json
+from faceocc.acquire import (
+    SOURCE_COLUMNS,
+    RofLocation,
+    gallery_jobs,
+    rof_jobs,
+    store_jobs,
+)
+from faceocc.atomic import atomic_path, remove_stale_temps, write_json
 from faceocc.demo import DemoConfig, build_demo
 from faceocc.detection import DetectorConfig, FaceDetector
-from faceocc.images import encode_png
+from faceocc.downloads import DownloadCache, download_images
+from faceocc.gallery import CrawlLimits, GalleryStart
+from faceocc.images import DEFAULT_MAX_PIXELS, encode_png
 from faceocc.manifest import write_rows
 from faceocc.sources import RAW_COLUMNS, RawStore, list_folder, store_folder
+from faceocc.web import Fetcher, WebConfig
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("scrape")
@@ -29,45 +39,108 @@ class FolderParams:
 
 
 @dataclass(frozen=True)
+class RofParams:
+    manifests: str = "https://github.com/ekremerakin/RealWorldOccludedFaces"  # or a local clone
+    ref: str = ""                       # branch / tag / commit; '' = the repository's default branch
+    api_base: str = "https://api.github.com"
+    raw_base: str = "https://raw.githubusercontent.com"
+    categories: tuple[str, ...] = ("neutral", "sunglasses", "masked")
+    max_per_category: int = 0           # 0 = every record
+    annotation_tolerance: float = 0.05  # how far (fraction of the image) ROF boxes may overhang the image
+
+
+@dataclass(frozen=True)
+class GalleryParams:
+    starts: tuple[GalleryStart, ...] = ()
+    limits: CrawlLimits = field(default_factory=CrawlLimits)
+
+
+@dataclass(frozen=True)
 class ScrapeParams:
-    source: Literal["demo", "folder"] = "demo"
+    source: Literal["demo", "folder", "rof", "gallery"] = "demo"
     classes: tuple[str, ...] = CLASSES
     demo: DemoConfig = field(default_factory=DemoConfig)
     folder: FolderParams = field(default_factory=FolderParams)
+    rof: RofParams = field(default_factory=RofParams)
+    gallery: GalleryParams = field(default_factory=GalleryParams)
+    web: WebConfig = field(default_factory=WebConfig)
+    retry_failed: bool = False          # also re-request URLs that failed for a lasting reason (404, ...)
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, type=Path, help="output folder: images/ + manifest.csv")
+    parser.add_argument("--cache", required=True, type=Path,
+                        help="download cache kept between runs (blobs + URL journal); empty for offline sources")
     parser.add_argument("--metrics", required=True, type=Path, help="DVC metrics JSON")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("scrape", ScrapeParams, args.params)
+    if remove_stale_temps(args.out):
+        log.info("removed the half-written output of an interrupted run")
+    args.cache.mkdir(parents=True, exist_ok=True)
 
+    source_rows: list[dict] = []
     with atomic_path(args.out) as tmp:
         store = RawStore(tmp, params.classes)
         if params.source == "demo":
-            # landmarks of the portraits place the rendered occluders; MTCNN's defaults find them
-            detector = FaceDetector(DetectorConfig(device="cpu"))
-
-            def portrait_landmarks(image):
-                faces = detector.detect(image)
-                return faces[0].landmarks if faces else None
-
-            for item in tqdm(build_demo(params.demo, portrait_landmarks), desc="scrape (demo)", unit="img"):
-                store.add(encode_png(item.image), item.label, "demo", item.origin, ".png")
-        else:
+            scrape_demo(params.demo, store)
+        elif params.source == "folder":
             if not params.folder.roots:
                 raise SystemExit("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
             store_folder(store, tqdm(list(list_folder(params.folder.roots)), desc="scrape (folder)", unit="file"))
+        else:
+            source_rows = scrape_web(params, store, args.cache)
         write_rows(tmp / "manifest.csv", store.rows, RAW_COLUMNS)
+        write_rows(tmp / "sources.csv", source_rows, SOURCE_COLUMNS)
 
     outcomes = Counter(r["outcome"] for r in store.rows)
     stored = Counter(r["label"] for r in store.rows if r["outcome"] == "ok")
     write_json(args.metrics, {"source": params.source, "files": len(store.rows), "outcomes": dict(outcomes),
+                              "sources_read": dict(Counter(f"{r['kind']}:{r['outcome']}" for r in source_rows)),
                               "stored_per_label": {c: stored.get(c, 0) for c in params.classes}})
-    log.info("%d files: %s; stored per label: %s", len(store.rows), dict(outcomes), dict(stored))
+    log.info("%d items: %s; stored per label: %s", len(store.rows), dict(outcomes), dict(stored))
+
+
+def scrape_demo(config: DemoConfig, store: RawStore) -> None:
+    # landmarks of the portraits place the rendered occluders; MTCNN's defaults find them
+    detector = FaceDetector(DetectorConfig(device="cpu"))
+
+    def portrait_landmarks(image):
+        faces = detector.detect(image)
+        return faces[0].landmarks if faces else None
+
+    for item in tqdm(build_demo(config, portrait_landmarks), desc="scrape (demo)", unit="img"):
+        store.add(encode_png(item.image), item.label, "demo", item.origin, ".png")
+
+
+def scrape_web(params: ScrapeParams, store: RawStore, cache_dir: Path) -> list[dict]:
+    cache = DownloadCache(cache_dir)
+    if cache.removed_partials:
+        log.info("removed %d partial download(s) of an interrupted run", cache.removed_partials)
+    fetcher = Fetcher(params.web)
+    try:
+        if params.source == "rof":
+            rof = params.rof
+            jobs, rows = rof_jobs(RofLocation(rof.manifests, rof.ref, rof.api_base, rof.raw_base),
+                                  rof.categories, rof.max_per_category, fetcher)
+        else:
+            if not params.gallery.starts:
+                raise SystemExit("scrape.gallery.starts is empty: give at least one {url, label}")
+            strays = sorted({s.label for s in params.gallery.starts} - set(params.classes))
+            if strays:
+                raise SystemExit(f"scrape.gallery.starts: labels {strays} are not in scrape.classes")
+            jobs, rows = gallery_jobs(params.gallery.starts, params.gallery.limits, fetcher)
+        log.info("%d image URLs from %d manifests/pages", len(jobs), len(rows))
+        results = download_images([j.url for j in jobs], fetcher, cache, workers=params.web.workers,
+                                  max_pixels=params.max_pixels, retry_failed=params.retry_failed,
+                                  desc=f"scrape ({params.source})")
+    finally:
+        fetcher.close()
+    store_jobs(store, jobs, results, cache, params.rof.annotation_tolerance)
+    return rows
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ def write_params(path, **sections):
     return str(path)
 
 
+def run_scrape(out: str, metrics: str, params: str, tmp_path) -> None:
+    scrape.main(["--out", out, "--cache", str(tmp_path / "web_cache"), "--metrics", metrics, "--params", params])
+
+
 def _jpeg(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=92)
@@ -68,7 +72,7 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
         crop={"batch_size": 4, "threads": 1, "detector": {"device": "cpu"}},
     )
     raw, crops = tmp_path / "raw", tmp_path / "crop"
-    scrape.main(["--out", str(raw), "--metrics", str(tmp_path / "scrape.json"), "--params", params])
+    run_scrape(str(raw), str(tmp_path / "scrape.json"), params, tmp_path)
 
     rows = read_rows(raw / "manifest.csv")
     by_name = {r["origin"].split("/")[-1]: r for r in rows}
@@ -110,7 +114,7 @@ def test_demo_scrape_is_byte_identical_across_runs(tmp_path):
     params = write_params(tmp_path / "params.yaml",
                           scrape={"demo": {"images_per_class": 1, "image_size": 128, "faceless_images": 1}})
     for run in ("a", "b"):
-        scrape.main(["--out", str(tmp_path / run), "--metrics", str(tmp_path / f"{run}.json"), "--params", params])
+        run_scrape(str(tmp_path / run), str(tmp_path / f"{run}.json"), params, tmp_path)
     a, b = read_rows(tmp_path / "a" / "manifest.csv"), read_rows(tmp_path / "b" / "manifest.csv")
     assert len(a) == 5 and a == b
     assert {r["source"] for r in a} == {"demo"}
@@ -122,7 +126,7 @@ def test_outputs_are_replaced_whole_never_merged(tmp_path, labelled_folder):
     out = tmp_path / "raw"
     out.mkdir()
     (out / "stale.txt").write_text("left over from an earlier run")
-    scrape.main(["--out", str(out), "--metrics", str(tmp_path / "m.json"), "--params", params])
+    run_scrape(str(out), str(tmp_path / "m.json"), params, tmp_path)
     assert not (out / "stale.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw.")]  # no temp dirs left behind
 
@@ -130,11 +134,11 @@ def test_outputs_are_replaced_whole_never_merged(tmp_path, labelled_folder):
 def test_a_typo_in_params_fails_naming_the_key(tmp_path):
     params = write_params(tmp_path / "params.yaml", scrape={"sorce": "demo"})
     with pytest.raises(Exception, match=r"scrape: unknown key\(s\) \['sorce'\]"):
-        scrape.main(["--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--params", params])
+        run_scrape(str(tmp_path / "o"), str(tmp_path / "m.json"), params, tmp_path)
 
 
 def test_missing_folder_root_is_reported(tmp_path):
     params = write_params(tmp_path / "params.yaml",
                           scrape={"source": "folder", "folder": {"roots": [str(tmp_path / "nowhere")]}})
     with pytest.raises(FileNotFoundError, match="nowhere is not a directory"):
-        scrape.main(["--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--params", params])
+        run_scrape(str(tmp_path / "o"), str(tmp_path / "m.json"), params, tmp_path)

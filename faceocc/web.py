@@ -1,0 +1,314 @@
+"""Polite, bounded HTTP fetching: one pooled session, timeouts, retries, per-host pacing, robots rules.
+
+Every fetch ends as a `Fetched` with an outcome word (`ok`, `http_404`, `timeout`, `robots_disallowed`, ...) and a
+one-line detail, never as an exception: a scrape of thousands of URLs must finish and say what happened to each.
+requests/urllib3 retry connection errors and 5xx with exponential backoff; this module adds what they lack:
+a pace per host shared by all worker threads, `429 Retry-After` that slows the whole host down, robots.txt
+(RFC 9309) and `X-Robots-Tag`, manual redirects (each hop is checked against robots and the pace), and a cap on
+body size and total download time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+import urllib.robotparser
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER_AGENT = "faceocc-scraper/0.1 (face occlusion research data; +https://github.com/faceocc/faceocc)"
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: crawlers must parse at least 500 KiB; more is not read
+# X-Robots-Tag / <meta name=robots> directives this scraper acts on; others (nosnippet, ...) do not concern it.
+KNOWN_DIRECTIVES = frozenset({"all", "none", "noindex", "nofollow", "noimageindex", "noarchive", "nosnippet",
+                              "notranslate", "indexifembedded", "max-snippet", "max-image-preview",
+                              "max-video-preview", "unavailable_after"})
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0      # silence between two packets
+    total_timeout_s: float = 60.0     # whole body; stops a server that trickles bytes forever
+    retries: int = 3                  # connection errors, 5xx and 429 each get this many more tries
+    backoff_s: float = 0.5            # first retry waits this long, then doubling
+    max_retry_after_s: float = 120.0  # a 429/503 asking for a longer wait ends the URL instead
+    per_host_interval_s: float = 1.0  # seconds between requests to one host; robots Crawl-delay may raise it
+    max_bytes: int = 20_000_000       # response bodies above this end as too_large
+    max_redirects: int = 5
+    obey_robots: bool = True
+    workers: int = 4                  # parallel downloads (across hosts; each host keeps its own pace)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    final_url: str
+    outcome: str          # "ok" or why not
+    detail: str = ""
+    status: int | None = None
+    content_type: str = ""
+    body: bytes = b""
+    directives: frozenset[str] = frozenset()  # X-Robots-Tag directives that apply to this scraper
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+def robot_directives(values: list[str], agent_token: str) -> frozenset[str]:
+    """Directives from X-Robots-Tag header values (or meta robots contents) that apply to `agent_token`.
+
+    A value may name a bot (`otherbot: noindex`); such values apply only when the name is ours.
+    """
+    found: set[str] = set()
+    for value in values:
+        head, sep, rest = value.partition(":")
+        if sep and head.strip().lower() not in KNOWN_DIRECTIVES:
+            if head.strip().lower() != agent_token.lower():
+                continue
+            value = rest
+        for part in value.split(","):
+            word = part.strip().lower().split(":")[0].strip()
+            if word:
+                found.add(word)
+    if "none" in found:
+        found |= {"noindex", "nofollow"}
+    return frozenset(found)
+
+
+def agent_token(user_agent: str) -> str:
+    """The product token robots.txt groups are matched against: 'faceocc-scraper' of 'faceocc-scraper/0.1 (...)'."""
+    return user_agent.split("/")[0].split()[0]
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds from now (delta-seconds or an HTTP date), None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+def make_session(config: WebConfig) -> requests.Session:
+    """A pooled session whose adapter retries connection errors and 500/502/504 with exponential backoff."""
+    session = requests.Session()
+    # 429 and 503 are not retried here: Fetcher.get handles them so that a Retry-After pauses the whole host
+    # and a wait longer than max_retry_after_s ends the URL instead of stalling a worker.
+    retry = Retry(total=config.retries, connect=config.retries, read=config.retries, status=config.retries,
+                  other=0, redirect=0, backoff_factor=config.backoff_s, status_forcelist=(500, 502, 504),
+                  allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False, raise_on_redirect=False,
+                  respect_retry_after_header=False)
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=max(4, config.workers),
+                          pool_maxsize=max(4, config.workers))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = config.user_agent
+    return session
+
+
+class _Host:
+    """What one scheme://host shares across threads: its pace and its robots.txt verdict."""
+
+    def __init__(self, interval: float):
+        self.lock = threading.Lock()
+        self.robots_lock = threading.Lock()
+        self.interval = interval
+        self.next_slot = 0.0
+        self.robots: urllib.robotparser.RobotFileParser | None = None
+        self.robots_failure: tuple[str, str] | None = None  # (outcome, detail) when robots.txt could not be had
+        self.robots_checked = False
+
+
+class Fetcher:
+    """GET with the policy above; thread-safe, so one instance serves all download workers."""
+
+    def __init__(self, config: WebConfig, session: requests.Session | None = None):
+        self.config = config
+        self.session = session or make_session(config)
+        self.agent = agent_token(config.user_agent)
+        self._hosts: dict[str, _Host] = {}
+        self._hosts_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- public ---------------------------------------------------------------------------------------------
+
+    def get(self, url: str, accept: str = "*/*", obey_robots: bool | None = None) -> Fetched:
+        """Fetch `url`, following redirects; `obey_robots=False` for resources a user named explicitly."""
+        obey = self.config.obey_robots if obey_robots is None else obey_robots
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return Fetched(url, url, "bad_url", "only absolute http(s) URLs are fetched")
+        current, seen, hops, rate_limited = url, {url}, 0, 0
+        while True:
+            if obey:
+                refusal = self._robots_refusal(current)
+                if refusal:
+                    return Fetched(url, current, *refusal)
+            self._wait_for_slot(current)
+            try:
+                response = self.session.get(
+                    current, stream=True, allow_redirects=False, headers={"Accept": accept},
+                    timeout=(self.config.connect_timeout_s, self.config.read_timeout_s))
+            except requests.RequestException as err:
+                return Fetched(url, current, *_classify_error(err))
+            with response:
+                if response.is_redirect:
+                    location = response.headers.get("Location", "")
+                    target = urljoin(current, location)
+                    if target in seen:
+                        return Fetched(url, current, "redirect_loop", f"{current} redirects back to {target}",
+                                       response.status_code)
+                    hops += 1
+                    if hops > self.config.max_redirects:
+                        return Fetched(url, current, "too_many_redirects",
+                                       f"more than {self.config.max_redirects} redirects", response.status_code)
+                    seen.add(target)
+                    current = target
+                    continue
+                if response.status_code in (429, 503):
+                    wait = retry_after_seconds(response.headers.get("Retry-After"))
+                    wait = self.config.backoff_s * 2 ** rate_limited if wait is None else wait
+                    if rate_limited >= self.config.retries or wait > self.config.max_retry_after_s:
+                        return Fetched(url, current, f"http_{response.status_code}",
+                                       f"rate limited; Retry-After {wait:.0f} s"
+                                       + (" exceeds web.max_retry_after_s" if wait > self.config.max_retry_after_s
+                                          else f" after {rate_limited} retries"), response.status_code)
+                    rate_limited += 1
+                    self._slow_down(current, wait)  # every thread waits: the whole host asked for a pause
+                    continue
+                return self._read(url, current, response)
+
+    # -- steps ----------------------------------------------------------------------------------------------
+
+    def _read(self, url: str, current: str, response: requests.Response) -> Fetched:
+        status = response.status_code
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if status != 200:
+            return Fetched(url, current, f"http_{status}", f"HTTP {status} {response.reason or ''}".strip(), status,
+                           content_type)
+        directives = robot_directives(_header_values(response, "X-Robots-Tag"), self.agent)
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.config.max_bytes:
+            return Fetched(url, current, "too_large", f"Content-Length {declared} > {self.config.max_bytes} bytes",
+                           status, content_type, directives=directives)
+        deadline = time.monotonic() + self.config.total_timeout_s
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > self.config.max_bytes:
+                    return Fetched(url, current, "too_large", f"body exceeds {self.config.max_bytes} bytes",
+                                   status, content_type, directives=directives)
+                if time.monotonic() > deadline:
+                    return Fetched(url, current, "timeout",
+                                   f"body not complete after {self.config.total_timeout_s:g} s", status,
+                                   content_type, directives=directives)
+                chunks.append(chunk)
+        except requests.RequestException as err:
+            outcome, detail = _classify_error(err)
+            return Fetched(url, current, outcome, detail, status, content_type, directives=directives)
+        return Fetched(url, current, "ok", "", status, content_type, b"".join(chunks), directives)
+
+    def _host(self, url: str) -> _Host:
+        key = _host_key(url)
+        with self._hosts_lock:
+            if key not in self._hosts:
+                self._hosts[key] = _Host(self.config.per_host_interval_s)
+            return self._hosts[key]
+
+    def _wait_for_slot(self, url: str) -> None:
+        host = self._host(url)
+        with host.lock:  # reserve the next slot, then sleep outside the lock
+            now = time.monotonic()
+            slot = max(now, host.next_slot)
+            host.next_slot = slot + host.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def _slow_down(self, url: str, seconds: float) -> None:
+        host = self._host(url)
+        with host.lock:
+            host.next_slot = max(host.next_slot, time.monotonic() + seconds)
+
+    def _robots_refusal(self, url: str) -> tuple[str, str] | None:
+        host = self._host(url)
+        with host.robots_lock:  # one robots.txt request per host, however many threads ask
+            if not host.robots_checked:
+                self._load_robots(url, host)
+                host.robots_checked = True
+        if host.robots_failure:
+            return host.robots_failure
+        if host.robots is not None and not host.robots.can_fetch(self.agent, url):
+            return "robots_disallowed", f"robots.txt of {_host_key(url)} disallows {urlsplit(url).path or '/'}"
+        return None
+
+    def _load_robots(self, url: str, host: _Host) -> None:
+        robots_url = _host_key(url) + "/robots.txt"
+        self._wait_for_slot(url)
+        try:
+            response = self.session.get(robots_url, timeout=(self.config.connect_timeout_s,
+                                                             self.config.read_timeout_s))
+        except requests.RequestException as err:
+            outcome, detail = _classify_error(err)
+            host.robots_failure = (outcome, f"robots.txt unreachable: {detail}")
+            return
+        if 400 <= response.status_code < 500:
+            return  # RFC 9309: robots.txt "unavailable" means no rules
+        if response.status_code != 200:
+            # RFC 9309: "unreachable" (5xx) means assume everything is disallowed
+            host.robots_failure = ("robots_unreachable", f"robots.txt answered HTTP {response.status_code}")
+            return
+        parser = urllib.robotparser.RobotFileParser(robots_url)
+        parser.parse(response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace").splitlines())
+        host.robots = parser
+        delay = parser.crawl_delay(self.agent)
+        if delay:
+            with host.lock:
+                host.interval = max(host.interval, min(float(delay), self.config.max_retry_after_s))
+
+
+def _host_key(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _header_values(response: requests.Response, name: str) -> list[str]:
+    raw = getattr(response.raw, "headers", None)
+    if raw is not None and hasattr(raw, "getlist"):
+        return list(raw.getlist(name))
+    value = response.headers.get(name)
+    return [value] if value else []
+
+
+def _classify_error(err: requests.RequestException) -> tuple[str, str]:
+    """(outcome, one-line detail) for an exception requests raised."""
+    text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    if isinstance(err, requests.Timeout):
+        return "timeout", text
+    if isinstance(err, requests.ConnectionError):
+        # a read timeout while streaming the body arrives wrapped as a ConnectionError
+        reason = err.args[0] if err.args else None
+        if isinstance(reason, ReadTimeoutError) or "Read timed out" in text:
+            return "timeout", text
+        return "connection_error", text
+    if isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return "bad_url", text
+    return "request_error", text
