@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 SOURCE_COLUMNS = ("kind", "url", "label", "depth", "outcome", "detail", "items")
 
 
+class SourceUnavailable(RuntimeError):
+    """The source as a whole cannot be read (no listing, no manifests); str(err) is a one-line reason."""
+
+
 @dataclass(frozen=True)
 class ImageJob:
     url: str
@@ -108,13 +112,14 @@ def _remote_refs(location: RofLocation, categories: tuple[str, ...], fetcher: Fe
         info = _json(fetcher, api, rows)
         ref = info.get("default_branch", "") if isinstance(info, dict) else ""
         if not ref:
-            raise RuntimeError(f"{api}: could not learn the default branch; set scrape.rof.ref")
+            raise SourceUnavailable(f"{api}: no default branch ({rows[-1]['outcome']}: {rows[-1]['detail']}); "
+                                    "check the URL or your connection, or set scrape.rof.ref")
     tree = _json(fetcher, f"{api}/git/trees/{ref}?recursive=1", rows)
     if tree is None:
-        raise RuntimeError(f"{api}: could not list the repository; see {rows[-1]['detail']}")
+        raise SourceUnavailable(f"{api}: cannot list the repository ({rows[-1]['outcome']}: {rows[-1]['detail']})")
     refs = list_tree(tree, categories, f"{location.raw_base.rstrip('/')}/{owner}/{name}/{ref}")
     if not refs:
-        raise RuntimeError(f"{location.manifests}@{ref}: no ROF/<category>/*.pkl files for {list(categories)}")
+        raise SourceUnavailable(f"{location.manifests}@{ref}: no ROF/<category>/*.pkl files for {list(categories)}")
     return refs
 
 

@@ -177,12 +177,18 @@ def download_images(urls: Iterable[str], fetcher: Fetcher, cache: DownloadCache,
         log.info("%d of %d URLs settled by earlier runs (journal %s)", len(results), len(unique),
                  cache.journal_path)
     counts = Counter(r["outcome"] == "ok" for r in results.values())
-    with tqdm(total=len(todo), desc=desc, unit="url") as bar, ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = [pool.submit(fetch_image, url, fetcher, cache, max_pixels) for url in todo]
-        for future in as_completed(futures):
-            record = future.result()
-            results[record["url"]] = record
-            counts[record["outcome"] == "ok"] += 1
-            bar.set_postfix(ok=counts[True], failed=counts[False], refresh=False)
-            bar.update()
+    pool = ThreadPoolExecutor(max(1, workers))
+    try:
+        with tqdm(total=len(todo), desc=desc, unit="url") as bar:
+            futures = [pool.submit(fetch_image, url, fetcher, cache, max_pixels) for url in todo]
+            for future in as_completed(futures):
+                record = future.result()
+                results[record["url"]] = record
+                counts[record["outcome"] == "ok"] += 1
+                bar.set_postfix(ok=counts[True], failed=counts[False], refresh=False)
+                bar.update()
+    finally:
+        # On Ctrl-C, drop the queued URLs instead of downloading them all before exiting; the journal keeps
+        # what finished, so the next run resumes from there.
+        pool.shutdown(wait=True, cancel_futures=True)
     return results

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
@@ -263,20 +264,25 @@ class Fetcher:
         robots_url = _host_key(url) + "/robots.txt"
         self._wait_for_slot(url)
         try:
-            response = self.session.get(robots_url, timeout=(self.config.connect_timeout_s,
-                                                             self.config.read_timeout_s))
+            with self.session.get(robots_url, stream=True,
+                                  timeout=(self.config.connect_timeout_s, self.config.read_timeout_s)) as response:
+                status = response.status_code
+                text = response.raw.read(ROBOTS_MAX_BYTES, decode_content=True) if status == 200 else b""
         except requests.RequestException as err:
             outcome, detail = _classify_error(err)
             host.robots_failure = (outcome, f"robots.txt unreachable: {detail}")
             return
-        if 400 <= response.status_code < 500:
+        except Urllib3Error as err:  # raised by the raw stream itself (reset, protocol, read timeout)
+            host.robots_failure = ("robots_unreachable", f"robots.txt unreadable: {type(err).__name__}: {err}")
+            return
+        if 400 <= status < 500:
             return  # RFC 9309: robots.txt "unavailable" means no rules
-        if response.status_code != 200:
+        if status != 200:
             # RFC 9309: "unreachable" (5xx) means assume everything is disallowed
-            host.robots_failure = ("robots_unreachable", f"robots.txt answered HTTP {response.status_code}")
+            host.robots_failure = ("robots_unreachable", f"robots.txt answered HTTP {status}")
             return
         parser = urllib.robotparser.RobotFileParser(robots_url)
-        parser.parse(response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace").splitlines())
+        parser.parse(text.decode("utf-8", "replace").splitlines())
         host.robots = parser
         delay = parser.crawl_delay(self.agent)
         if delay:

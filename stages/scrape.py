@@ -15,13 +15,13 @@ from faceocc import CLASSES
 from faceocc.acquire import (
     SOURCE_COLUMNS,
     RofLocation,
+    SourceUnavailable,
     gallery_jobs,
     rof_jobs,
     store_jobs,
 )
 from faceocc.atomic import atomic_path, remove_stale_temps, write_json
 from faceocc.demo import DemoConfig, build_demo
-from faceocc.detection import DetectorConfig, FaceDetector
 from faceocc.downloads import DownloadCache, download_images
 from faceocc.gallery import CrawlLimits, GalleryStart
 from faceocc.images import DEFAULT_MAX_PIXELS, encode_png
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def scrape_demo(config: DemoConfig, store: RawStore) -> None:
+    from faceocc.detection import DetectorConfig, FaceDetector  # torch is only needed here, not for the web
+
     # landmarks of the portraits place the rendered occluders; MTCNN's defaults find them
     detector = FaceDetector(DetectorConfig(device="cpu"))
 
@@ -124,8 +126,11 @@ def scrape_web(params: ScrapeParams, store: RawStore, cache_dir: Path) -> list[d
     try:
         if params.source == "rof":
             rof = params.rof
-            jobs, rows = rof_jobs(RofLocation(rof.manifests, rof.ref, rof.api_base, rof.raw_base),
-                                  rof.categories, rof.max_per_category, fetcher)
+            try:
+                jobs, rows = rof_jobs(RofLocation(rof.manifests, rof.ref, rof.api_base, rof.raw_base),
+                                      rof.categories, rof.max_per_category, fetcher)
+            except (SourceUnavailable, FileNotFoundError, ValueError) as err:
+                raise SystemExit(f"scrape.rof: {err}") from None
         else:
             if not params.gallery.starts:
                 raise SystemExit("scrape.gallery.starts is empty: give at least one {url, label}")

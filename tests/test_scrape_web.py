@@ -254,3 +254,11 @@ def test_killed_scrape_resumes_without_refetching_and_leaves_no_partial_files(tm
     assert len(list((tmp_path / "raw" / "images").iterdir())) == len(images)
     assert not list((tmp_path / "cache").rglob("*.part"))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw.")]
+
+
+def test_an_unreachable_rof_repository_stops_with_a_one_line_reason(tmp_path):
+    params = {"source": "rof", "web": {**QUICK_WEB, "connect_timeout_s": 1.0, "retries": 0},
+              "rof": {"manifests": "https://github.com/octo/rof", "api_base": "http://127.0.0.1:9/api"}}
+    with pytest.raises(SystemExit, match=r"scrape.rof: http://127.0.0.1:9/api/repos/octo/rof: no default branch "
+                                         r"\(connection_error: "):
+        run_scrape(tmp_path, params)
