@@ -31,3 +31,50 @@ def draw_points(image: np.ndarray, points: Sequence[Sequence[float]], radius: in
     for x, y in points:
         cv2.circle(out, (int(round(x)), int(round(y))), radius, (255, 40, 40), -1, cv2.LINE_AA)
     return out
+
+
+def captioned_grid(tiles: Sequence[tuple[str, np.ndarray]], title: str, tile: int = 112, columns: int = 10,
+                   caption_px: int = 14) -> np.ndarray:
+    """A titled grid of images, each with its caption (e.g. a short id a reviewer copies) underneath."""
+    width = columns * tile
+    longest = max((c for c, _ in tiles), key=len, default="")
+    text_w = cv2.getTextSize(longest, cv2.FONT_HERSHEY_PLAIN, 1.0, 1)[0][0] or 1
+    font_scale = min(1.0, 0.85 * (tile - 4) / text_w)  # the whole caption fits under its tile
+    header = np.full((24, width, 3), 255, np.uint8)
+    cv2.putText(header, title, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    rows = max(1, -(-len(tiles) // columns))
+    grid = np.full((rows * (tile + caption_px), width, 3), 255, np.uint8)
+    for i, (caption, image) in enumerate(tiles):
+        y, x = (i // columns) * (tile + caption_px), (i % columns) * tile
+        grid[y : y + tile, x : x + tile] = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
+        cv2.putText(grid, caption, (x + 2, y + tile + caption_px - 4), cv2.FONT_HERSHEY_PLAIN, font_scale,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([header, grid])
+
+
+def bar_chart(values: dict[str, Sequence[float]], series: Sequence[str], title: str, width: int = 720,
+              bar_px: int = 16) -> np.ndarray:
+    """Horizontal grouped bars: one group per key of `values`, one bar per series, value printed at its end."""
+    colours = [(70, 110, 200), (230, 150, 40), (60, 170, 90), (190, 60, 60)]
+    label_px, top = 150, 30
+    group_px = bar_px * len(series) + 14
+    height = top + group_px * len(values) + 22 * len(series) + 10
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(canvas, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    peak = max([v for vals in values.values() for v in vals] + [1])
+    scale = (width - label_px - 70) / peak
+    for g, (name, vals) in enumerate(values.items()):
+        y0 = top + g * group_px
+        cv2.putText(canvas, name, (6, y0 + group_px // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        for s, v in enumerate(vals):
+            y = y0 + s * bar_px
+            x1 = label_px + round(v * scale)
+            cv2.rectangle(canvas, (label_px, y), (x1, y + bar_px - 3), colours[s % len(colours)], -1)
+            cv2.putText(canvas, f"{v:g}", (x1 + 4, y + bar_px - 5), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+    legend_y = top + group_px * len(values) + 8
+    for s, name in enumerate(series):
+        y = legend_y + s * 22
+        cv2.rectangle(canvas, (label_px, y), (label_px + 14, y + 14), colours[s % len(colours)], -1)
+        cv2.putText(canvas, name, (label_px + 22, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas

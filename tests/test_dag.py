@@ -26,7 +26,7 @@ def test_every_stage_has_a_module_and_a_params_section_and_back():
 @pytest.mark.parametrize("name", STAGE_MODULES)
 def test_params_section_parses_into_the_stages_settings(name):
     module = importlib.import_module(f"stages.{name}")
-    cls = next(v for k, v in vars(module).items() if k.lower() == f"{name}params")
+    cls = next(v for k, v in vars(module).items() if k.lower() == f"{name.replace('_', '')}params")
     load_params(name, cls, str(ROOT / "params.yaml"))
 
 

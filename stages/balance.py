@@ -1,0 +1,154 @@
+"""Stage `balance`: synthetic rare-class faces, then the chosen balancing strategy, on the train split only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from faceocc import CLASSES
+from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, item_seed, plan_counts,
+                               render_synthetic, seeded_order)
+from faceocc.detection import LANDMARK_NAMES
+from faceocc.images import encode_png, load_rgb
+from faceocc.manifest import read_rows, write_rows
+from faceocc.sheets import bar_chart
+from stages._common import load_params, setup_logging
+
+log = logging.getLogger("balance")
+
+TRAIN_COLUMNS = ("id", "label", "kind", "root", "file", "origin", "recipe")
+COUNT_COLUMNS = ("label", "step", "count")
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    enabled: bool = True
+    recipes: tuple[SyntheticRecipe, ...] = (
+        SyntheticRecipe("mask_sunglasses", "masked", "sunglasses", 400),
+        SyntheticRecipe("mask_sunglasses", "sunglasses", "masked", 400),
+    )
+
+
+@dataclass(frozen=True)
+class BalanceParams:
+    classes: tuple[str, ...] = CLASSES
+    strategy: Literal["none", "undersample", "oversample"] = "oversample"
+    target: int = 0                # oversample: the per-class goal; 0 = the median class count
+    augment_ratio: int = 3         # oversample: at most this many augmented copies per image (1:3)
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--split", required=True, type=Path, help="the split stage's output folder")
+    parser.add_argument("--crops", required=True, type=Path, help="the crop stage's output (images, landmarks)")
+    parser.add_argument("--out", required=True, type=Path, help="output: images/ + train.csv")
+    parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--counts", required=True, type=Path, help="CSV of class counts before/after (DVC plot)")
+    parser.add_argument("--chart", required=True, type=Path, help="PNG bar chart of the same")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = load_params("balance", BalanceParams, args.params)
+    for recipe in params.synthetic.recipes:
+        if recipe.label not in params.classes or recipe.source not in params.classes:
+            raise SystemExit(f"balance.synthetic.recipes: {recipe} names a class outside {list(params.classes)}")
+        if recipe.render not in ("masked", "sunglasses"):
+            raise SystemExit(f"balance.synthetic.recipes: render must be masked or sunglasses, got {recipe.render!r}")
+
+    train = sorted((r for r in read_rows(args.split / "split.csv") if r["split"] == "train"), key=lambda r: r["crop_id"])
+    landmarks = {r["crop_id"]: np.array([[float(r[f"crop_{n}_x"]), float(r[f"crop_{n}_y"])] for n in LANDMARK_NAMES])
+                 for r in read_rows(args.crops / "crops.csv")}
+    faces = args.crops / "faces"
+    originals = [{"id": r["crop_id"], "label": r["label"], "kind": "original", "root": "crop", "file": r["file"],
+                  "origin": r["crop_id"], "recipe": ""} for r in train]
+
+    with atomic_path(args.out) as tmp:
+        (tmp / "images").mkdir(parents=True)
+        synthetic = make_synthetic(params, originals, landmarks, faces, tmp) if params.synthetic.enabled else []
+        pools = {c: [o for o in originals if o["label"] == c] + [s for s in synthetic if s["label"] == c]
+                 for c in params.classes}
+        plans = plan_counts({c: len(p) for c, p in pools.items()}, params.strategy, params.target,
+                            params.augment_ratio)
+        augmenter = build_augmenter(params.augment)
+        final = []
+        for label in params.classes:
+            pool, plan = pools[label], plans[label]
+            real = seeded_order([p["id"] for p in pool if p["kind"] == "original"], params.seed, label)
+            made = seeded_order([p["id"] for p in pool if p["kind"] == "synthetic"], params.seed, label)
+            by_id = {p["id"]: p for p in pool}
+            kept = [by_id[i] for i in (real + made)[: plan.keep]]  # real faces are the last to be cut
+            final.extend(kept)
+            final.extend(augmented_copies(kept, plan.extra, augmenter, params.seed, faces, tmp))
+        chosen = {r["id"] for r in final}
+        for item in synthetic:
+            if item["id"] not in chosen:
+                (tmp / item["file"]).unlink()  # drawn, then cut by undersampling: not part of the output
+        final.sort(key=lambda r: (r["label"], r["kind"], r["id"]))
+        write_rows(tmp / "train.csv", final, TRAIN_COLUMNS)
+
+    before = Counter(o["label"] for o in originals)
+    with_synthetic = Counter(o["label"] for o in originals + synthetic)
+    after = Counter(r["label"] for r in final)
+    kinds = Counter(r["kind"] for r in final)
+    counts = [{"label": c, "step": step, "count": n[c]} for step, n in
+              (("train_split", before), ("with_synthetic", with_synthetic), ("balanced", after)) for c in params.classes]
+    write_rows(args.counts, counts, COUNT_COLUMNS)
+    write_bytes(args.chart, encode_png(bar_chart(
+        {c: [before[c], with_synthetic[c], after[c]] for c in params.classes},
+        ["train split", "+ synthetic", f"after {params.strategy}"], f"training images per class ({params.strategy})")))
+    write_json(args.metrics, {
+        "strategy": params.strategy, "before": {c: before[c] for c in params.classes},
+        "with_synthetic": {c: with_synthetic[c] for c in params.classes},
+        "after": {c: after[c] for c in params.classes}, "kinds": {k: kinds.get(k, 0) for k in
+                                                                   ("original", "synthetic", "augmented")},
+        "synthetic_drawn": len(synthetic)})
+    log.info("train per class before %s, after %s (%s)", dict(before), dict(after), dict(kinds))
+
+
+def make_synthetic(params: BalanceParams, originals: list[dict], landmarks: dict, faces: Path, out: Path) -> list[dict]:
+    """Occluders drawn onto real training faces of other classes, each source face used at most once per recipe."""
+    made = []
+    for recipe in params.synthetic.recipes:
+        sources = seeded_order([o["id"] for o in originals if o["label"] == recipe.source], params.seed,
+                               f"{recipe.render}_on_{recipe.source}")[: recipe.count]
+        by_id = {o["id"]: o for o in originals}
+        tag = f"{recipe.render}_on_{recipe.source}"
+        for source_id in tqdm(sources, desc=f"balance: {tag}", unit="img"):
+            image = load_rgb(faces / by_id[source_id]["file"])
+            drawn = render_synthetic(image, landmarks[source_id], recipe.render, item_seed(params.seed, tag, source_id))
+            item_id = f"{source_id}_syn_{tag}"
+            file = f"images/{recipe.label}/{item_id}.png"
+            write_bytes(out / file, encode_png(drawn))
+            made.append({"id": item_id, "label": recipe.label, "kind": "synthetic", "root": "balance", "file": file,
+                         "origin": source_id, "recipe": tag})
+    return made
+
+
+def augmented_copies(kept: list[dict], extra: int, augmenter, seed: int, faces: Path, out: Path) -> list[dict]:
+    """`extra` augmented images, cycling over the kept items so each gets at most ceil(extra / len) copies."""
+    copies = []
+    for k in range(extra):
+        item = kept[k % len(kept)]
+        copy_no = k // len(kept)
+        image = load_rgb((faces / item["file"]) if item["root"] == "crop" else (out / item["file"]))
+        new_id = f"{item['id']}_aug{copy_no}"
+        file = f"images/{item['label']}/{new_id}.png"
+        write_bytes(out / file, encode_png(augment(augmenter, image, item_seed(seed, "augment", item["id"], copy_no))))
+        copies.append({"id": new_id, "label": item["label"], "kind": "augmented", "root": "balance", "file": file,
+                       "origin": item["origin"], "recipe": "augment"})
+    return copies
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Stage `split`: stratified train/val/test whose groups (source image, identity, near-duplicate cluster)
+never straddle two splits; the cross-split near-duplicate count is measured, not assumed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceocc import CLASSES
+from faceocc.atomic import atomic_path, write_json
+from faceocc.dedup import near_pairs
+from faceocc.manifest import read_rows, write_rows
+from faceocc.splitting import SPLITS, assign_splits, group_items
+from stages._common import load_params, setup_logging
+
+log = logging.getLogger("split")
+
+SPLIT_COLUMNS = ("crop_id", "source_id", "identity", "label", "file", "split", "group", "phash")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    classes: tuple[str, ...] = CLASSES
+    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
+    seed: int = 0
+    group_by_identity: bool = True  # keep one person in one split where the source names them (ROF)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--curated", required=True, type=Path, help="the curate stage's output folder")
+    parser.add_argument("--dedup", required=True, type=Path, help="the dedup stage's output (its settings)")
+    parser.add_argument("--raw", required=True, type=Path, help="the scrape stage's output (identities)")
+    parser.add_argument("--out", required=True, type=Path, help="output: split.csv")
+    parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = load_params("split", SplitParams, args.params)
+    near = json.loads((args.dedup / "settings.json").read_text())
+
+    identity = {r["id"]: r.get("identity", "") for r in read_rows(args.raw / "manifest.csv") if r["id"]}
+    items = [{**r, "identity": identity.get(r["source_id"], "")} for r in read_rows(args.curated / "items.csv")
+             if r["outcome"] == "kept"]
+    items.sort(key=lambda r: r["crop_id"])
+    keys = ("source_id", "cluster") + (("identity",) if params.group_by_identity else ())
+    groups = group_items(items, keys)
+    splits = assign_splits(items, groups, params.ratios, params.seed)
+    rows = [{**item, "split": s, "group": g} for item, s, g in zip(items, splits, groups)]
+
+    hashes = np.array([int(r["phash"], 16) for r in rows], dtype=np.uint64)
+    pairs = near_pairs(hashes, near["max_distance"]) if len(rows) else np.empty((0, 2), int)
+    cross = int(sum(splits[a] != splits[b] for a, b in pairs))
+    shared = {key: _shared_across_splits(rows, key) for key in ("source_id", "identity")}
+    if cross or any(shared.values()):
+        raise SystemExit(f"split leaks: {cross} near-duplicate pairs and {shared} groups cross splits")
+
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        write_rows(tmp / "split.csv", rows, SPLIT_COLUMNS)
+    counts = {s: Counter(r["label"] for r in rows if r["split"] == s) for s in SPLITS}
+    write_json(args.metrics, {
+        "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in SPLITS},
+        "totals": {s: sum(counts[s].values()) for s in SPLITS}, "groups": len(set(groups)),
+        "cross_split_near_duplicates": cross, "near_duplicate_pairs_within_splits": len(pairs) - cross,
+        "cross_split_shared_sources": shared["source_id"], "cross_split_shared_identities": shared["identity"],
+        "near_duplicate_definition": near})
+    log.info("%s; %d groups; cross-split near-duplicate pairs: %d",
+             {s: dict(counts[s]) for s in SPLITS}, len(set(groups)), cross)
+
+
+def _shared_across_splits(rows: list[dict], key: str) -> int:
+    splits_of: dict[str, set] = {}
+    for r in rows:
+        if r[key]:
+            splits_of.setdefault(r[key], set()).add(r["split"])
+    return sum(len(s) > 1 for s in splits_of.values())
+
+
+if __name__ == "__main__":
+    main()
