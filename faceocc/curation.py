@@ -86,8 +86,8 @@ def _without_comments(lines):
 
 @dataclass(frozen=True)
 class QualityFilter:
-    min_face_px: float = 40.0      # shorter side of the face box in its source image
-    min_probability: float = 0.95  # MTCNN's face probability
+    min_face_px: float = 32.0      # shorter side of the face box in its source image
+    min_probability: float = 0.9   # MTCNN's face probability
     min_sharpness: float = 15.0    # variance of the Laplacian of the 112 px crop
 
 
