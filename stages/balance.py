@@ -19,7 +19,7 @@ from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_au
 from faceocc.detection import LANDMARK_NAMES
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
-from faceocc.sheets import bar_chart
+from faceocc.sheets import bar_chart, contact_sheet
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("balance")
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--counts", required=True, type=Path, help="CSV of class counts before/after (DVC plot)")
     parser.add_argument("--chart", required=True, type=Path, help="PNG bar chart of the same")
+    parser.add_argument("--samples", required=True, type=Path, help="PNG of synthetic and augmented examples")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                 (tmp / item["file"]).unlink()  # drawn, then cut by undersampling: not part of the output
         final.sort(key=lambda r: (r["label"], r["kind"], r["id"]))
         write_rows(tmp / "train.csv", final, TRAIN_COLUMNS)
+        write_bytes(args.samples, encode_png(sample_sheet(final, faces, tmp)))
 
     before = Counter(o["label"] for o in originals)
     with_synthetic = Counter(o["label"] for o in originals + synthetic)
@@ -114,6 +116,18 @@ def main(argv: list[str] | None = None) -> None:
                                                                    ("original", "synthetic", "augmented")},
         "synthetic_drawn": len(synthetic)})
     log.info("train per class before %s, after %s (%s)", dict(before), dict(after), dict(kinds))
+
+
+def sample_sheet(final: list[dict], faces: Path, out: Path):
+    """What the generated training images look like: a band per synthetic recipe, one of augmented copies."""
+    bands = []
+    recipes = sorted({r["recipe"] for r in final if r["kind"] == "synthetic"})
+    for recipe in [*recipes, "augment"]:
+        chosen = [r for r in final if r["recipe"] == recipe][:8]
+        if chosen:
+            images = [load_rgb((faces if r["root"] == "crop" else out) / r["file"]) for r in chosen]
+            bands.append((f"{recipe} ({chosen[0]['kind']})", images))
+    return contact_sheet(bands or [("no synthetic or augmented images", [])], tile=96)
 
 
 def make_synthetic(params: BalanceParams, originals: list[dict], landmarks: dict, faces: Path, out: Path) -> list[dict]:

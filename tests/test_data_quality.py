@@ -215,7 +215,8 @@ def run_stages(root: Path, overrides: str = "id,action,label,reason\n", **balanc
     split.main(["--curated", f"{r}/curate", "--dedup", f"{r}/dedup", "--raw", f"{r}/scrape", "--out", f"{r}/split",
                 "--metrics", f"{r}/split.json", "--params", p])
     balance.main(["--split", f"{r}/split", "--crops", f"{r}/crop", "--out", f"{r}/balance", "--metrics",
-                  f"{r}/balance.json", "--counts", f"{r}/counts.csv", "--chart", f"{r}/counts.png", "--params", p])
+                  f"{r}/balance.json", "--counts", f"{r}/counts.csv", "--chart", f"{r}/counts.png",
+                  "--samples", f"{r}/samples.png", "--params", p])
     return {name: json.loads((root / f"{name}.json").read_text()) for name in ("dedup", "curate", "split", "balance")}
 
 
@@ -266,6 +267,7 @@ def test_balance_grows_the_rare_class_with_synthetic_and_augmented_train_images_
     assert synthetic and {r["label"] for r in synthetic} == {"mask_sunglasses"}
     assert all((root / "balance" / r["file"]).is_file() for r in train_rows if r["root"] == "balance")
     assert len(list((root / "balance" / "images").rglob("*.png"))) == sum(r["root"] == "balance" for r in train_rows)
+    assert Image.open(root / "samples.png").size[0] > 0 and Image.open(root / "counts.png").size[0] > 0
     after = metrics["balance"]["after"]
     assert len(set(after.values())) == 1  # oversample to the median: every class at the same count
     # the split's val/test rows are untouched by balancing: only originals, as split.csv lists them
