@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                               params.second_pass, params.batch_size, progress)
         write_rows(tmp / "outcomes.csv", result.outcomes, OUTCOME_COLUMNS)
         write_rows(tmp / "crops.csv", result.crops, CROP_COLUMNS)
+        # models record how their inputs were cut, so inference crops the same way without reading params
+        write_json(tmp / "geometry.json", {"size": params.geometry.size, "margin": params.geometry.margin})
         if args.samples:
             write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / "faces", result.crops)))
 

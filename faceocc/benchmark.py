@@ -1,0 +1,58 @@
+"""Latency and throughput of a model on this machine, measured the same way for every variant.
+
+Batch 1 on one thread is the per-face latency the source document's "< 6 ms per face" means; throughput uses a
+batch of 32 on all threads. Timings are medians over many runs after a warm-up, and denormals are flushed
+(untrained or quantized weights can otherwise hit slow paths that say nothing about the model).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def time_calls(call: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        call()
+    times = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        call()
+        times[i] = time.perf_counter() - start
+    return times * 1000.0
+
+
+def torch_latency(model: torch.nn.Module, input_size: int, runs: int = 200, warmup: int = 20,
+                  throughput_batch: int = 32, threads_for_throughput: int = 2) -> dict:
+    model.eval()
+    previous = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    one = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    batch = torch.randn(throughput_batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(1))
+    try:
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            single = time_calls(lambda: model(one), runs, warmup)
+            torch.set_num_threads(threads_for_throughput)
+            batched = time_calls(lambda: model(batch), max(10, runs // 10), max(2, warmup // 5))
+    finally:
+        torch.set_num_threads(previous)
+    return {"latency_ms_p50": round(float(np.median(single)), 3),
+            "latency_ms_p90": round(float(np.percentile(single, 90)), 3), "latency_runs": runs,
+            "throughput_images_per_s": round(float(throughput_batch / (np.median(batched) / 1000.0)), 1),
+            "throughput_batch": throughput_batch, "throughput_threads": threads_for_throughput, "cpu": cpu_name()}

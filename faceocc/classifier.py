@@ -1,0 +1,100 @@
+"""The face classifier as every consumer uses it: a trained model directory (weights + model card) in, class
+probabilities for RGB face crops out. Evaluation and the command-line tool both go through `Classifier`, so
+the figures in reports/ describe exactly what a user runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from faceocc import backbones
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"  # no pickle: loading a model file never runs code
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything needed to use a model, so nothing downstream reads params.yaml."""
+
+    backbone: str
+    classes: tuple[str, ...]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop: dict = field(default_factory=dict)      # the crop geometry the model was trained on (size, margin)
+    start: str = ""                               # where the backbone's weights came from
+    data_sha256: str = ""                         # of the training and split manifests
+    train_counts: dict = field(default_factory=dict)
+    best_epoch: int = 0
+    val_macro_f1: float = 0.0
+    params: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def read(cls, model_dir: str | Path) -> ModelCard:
+        data = json.loads((Path(model_dir) / CARD_FILE).read_text())
+        data["classes"] = tuple(data["classes"])
+        data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
+        return cls(**data)
+
+
+def save_weights(state: dict, path: str | Path) -> None:
+    """safetensors bytes depend only on the tensors, so a re-trained identical model has an identical file."""
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+
+
+def preprocess(images: list[np.ndarray], input_size: int, mean, std) -> torch.Tensor:
+    """RGB uint8 crops -> normalised NCHW float tensor at the model's input size."""
+    batch = np.empty((len(images), input_size, input_size, 3), np.float32)
+    for i, image in enumerate(images):
+        if image.shape[:2] != (input_size, input_size):
+            shrinking = image.shape[0] > input_size
+            image = cv2.resize(image, (input_size, input_size),
+                               interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        batch[i] = image
+    batch = (batch / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+
+
+class Classifier:
+    """A trained model ready for inference (CPU unless a device is given)."""
+
+    def __init__(self, model: nn.Module, card: ModelCard, device: str = "cpu"):
+        self.card = card
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "cpu") -> Classifier:
+        card = ModelCard.read(model_dir)
+        model, _ = backbones.build(card.backbone, len(card.classes), "none")
+        model.load_state_dict(load_file(Path(model_dir) / WEIGHTS_FILE))
+        return cls(model, card, device)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    def tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        return preprocess(images, self.card.input_size, self.card.mean, self.card.std).to(self.device)
+
+    @torch.inference_mode()
+    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """(n, classes) probabilities for RGB uint8 face crops."""
+        out = [torch.softmax(self.model(self.tensor(images[i : i + batch_size])), dim=1).cpu().numpy()
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.empty((0, len(self.classes)), np.float32)
+
+    def predict(self, images: list[np.ndarray]) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]

@@ -1,0 +1,98 @@
+"""Stage `report`: the source document's comparison table, regenerated from the evaluation metrics.
+
+reports/summary.json (DVC metrics, stable schema) and reports/metrics.md (rows = backbones; per variant:
+accuracy / latency / size, and whether the source's requirement is met).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceocc.atomic import write_json, write_text
+from stages._common import load_params, setup_logging
+
+log = logging.getLogger("report")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    max_size_mb: float = 15.0
+    min_accuracy: float = 0.90
+    max_latency_ms: float = 6.0
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    requirement: Requirement = field(default_factory=Requirement)
+
+
+def summarise(evaluations: list[dict]) -> dict:
+    """{backbone: {variant: {accuracy, macro_f1, recall: {class: r}, latency_ms_p50, size_mb}}}"""
+    summary: dict = {}
+    for ev in sorted(evaluations, key=lambda e: (e["backbone"], e["variant"])):
+        summary.setdefault(ev["backbone"], {})[ev["variant"]] = {
+            "accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
+            "recall": {c: v["recall"] for c, v in ev["per_class"].items()},
+            "latency_ms_p50": ev["latency_ms_p50"], "size_mb": ev["size_mb"]}
+    return summary
+
+
+def passes(cell: dict, req: Requirement) -> bool:
+    return (cell["size_mb"] < req.max_size_mb and cell["accuracy"] > req.min_accuracy
+            and cell["latency_ms_p50"] < req.max_latency_ms)
+
+
+def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy: str) -> str:
+    variants = sorted({v for b in summary.values() for v in b})
+    cpu = next((e["cpu"] for e in evaluations if e.get("cpu")), "unknown CPU")
+    lines = [
+        "# Test-split results", "",
+        f"Data strategy: `{strategy}`. Cells: accuracy / latency (batch 1, one thread, median) / model size. "
+        f"Requirement (the source document's): size < {req.max_size_mb:g} MB, accuracy > {req.min_accuracy:.0%}, "
+        f"latency < {req.max_latency_ms:g} ms. Latency measured on {cpu}.", "",
+        "| backbone | " + " | ".join(variants) + " | macro-F1 | meets requirement |",
+        "|---|" + "---|" * len(variants) + "---|---|",
+    ]
+    for backbone, by_variant in summary.items():
+        cells = []
+        for v in variants:
+            c = by_variant.get(v)
+            cells.append("—" if c is None else
+                         f"{c['accuracy']:.1%} / {c['latency_ms_p50']:.2f} ms / {c['size_mb']:.1f} MB")
+        f1 = " / ".join(f"{by_variant[v]['macro_f1']:.3f}" for v in variants if v in by_variant)
+        ok = [v for v in variants if v in by_variant and passes(by_variant[v], req)]
+        lines.append(f"| {backbone} | " + " | ".join(cells) + f" | {f1} | {', '.join(ok) or 'none'} |")
+    if summary:
+        classes = list(next(iter(next(iter(summary.values())).values()))["recall"])
+        lines += ["", "## Recall per class", "", "| backbone | variant | " + " | ".join(classes) + " |",
+                  "|---|---|" + "---|" * len(classes)]
+        for backbone, by_variant in summary.items():
+            for v, c in by_variant.items():
+                lines.append(f"| {backbone} | {v} | " + " | ".join(f"{c['recall'][k]:.3f}" for k in classes) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--evaluations", required=True, type=Path, nargs="+", help="evaluate metrics.json files")
+    parser.add_argument("--balance-metrics", required=True, type=Path, help="reports/balance.json (the strategy)")
+    parser.add_argument("--summary", required=True, type=Path)
+    parser.add_argument("--table", required=True, type=Path)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = load_params("report", ReportParams, args.params)
+    evaluations = [json.loads(p.read_text()) for p in args.evaluations]
+    summary = summarise(evaluations)
+    strategy = json.loads(args.balance_metrics.read_text()).get("strategy", "?")
+    write_json(args.summary, summary)
+    write_text(args.table, markdown(summary, evaluations, params.requirement, strategy))
+    log.info("wrote %s and %s", args.summary, args.table)
+
+
+if __name__ == "__main__":
+    main()

