@@ -141,3 +141,30 @@ def test_report_table_marks_which_variants_meet_the_requirement(tmp_path):
     assert rows["resnet18"].rstrip(" |").endswith("none")               # too slow and too big
     assert rows["efficientnet_lite0"].rstrip(" |").endswith("none")     # not accurate enough
     assert "95.0% / 3.20 ms / 9.1 MB" in rows["mobilenet_v2"] and "Test CPU" in table
+
+
+def _rev(name, strategy, accuracy, stamp):
+    summary = {"mobilenet_v2": {"fp32": {"accuracy": accuracy, "macro_f1": accuracy, "recall": {},
+                                         "latency_ms_p50": 3.0, "size_mb": 9.1}}}
+    return {"rev": name * 4, "name": name, "data": {
+        "timestamp": stamp, "params": {"params.yaml": {"data": {"balance": {"strategy": strategy}}}},
+        "metrics": {"reports/summary.json": {"data": summary}}}}
+
+
+def test_strategy_table_lays_experiments_side_by_side():
+    from faceocc.experiments import strategy_summaries, strategy_table
+
+    exp_show = [{**_rev("workspace", "oversample", 0.5, "2026-11-22T10:00:00"), "experiments": None},
+                {**_rev("main", "oversample", 0.5, "2026-11-22T09:00:00"), "experiments": [
+                    {"name": "strategy-none", "revs": [_rev("strategy-none", "none", 0.91, "2026-11-22T11:00:00")]},
+                    {"name": "strategy-over", "revs": [_rev("strategy-over", "oversample", 0.94,
+                                                            "2026-11-22T12:00:00")]},
+                    {"name": "strategy-under", "revs": [_rev("strategy-under", "undersample", 0.88,
+                                                             "2026-11-22T13:00:00")]}]}]
+    summaries = strategy_summaries(exp_show)
+    assert {s: name for s, (name, _) in summaries.items()} == {
+        "none": "strategy-none", "oversample": "strategy-over", "undersample": "strategy-under"}
+    table = strategy_table(summaries)
+    header = next(line for line in table.splitlines() if line.startswith("| backbone"))
+    assert header == "| backbone | none fp32 | undersample fp32 | oversample fp32 |"
+    assert "| mobilenet_v2 | 91.0% / 3.00 ms / 9.1 MB | 88.0% / 3.00 ms / 9.1 MB | 94.0% / 3.00 ms / 9.1 MB |" in table
