@@ -7,7 +7,6 @@ torch's deterministic algorithms are switched on.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -18,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from faceocc.classifier import preprocess
+from faceocc.devices import resolve_device
 from faceocc.metrics import summary
 
 
@@ -36,6 +36,7 @@ class TrainConfig:
     hflip: bool = True                 # mirror half of each batch (seeded)
     seed: int = 0
     threads: int = 2
+    device: str = "auto"               # auto: CUDA when present; the CPU run is the deterministic reference
 
 
 @dataclass
@@ -57,7 +58,9 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
           config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    torch.use_deterministic_algorithms(True)
+    device = torch.device(resolve_device(config.device))
+    torch.use_deterministic_algorithms(device.type == "cpu")  # CUDA kernels would need extra settings
+    model.to(device)
     generator = torch.Generator().manual_seed(config.seed)
     x_train = preprocess(train_images, config.input_size, mean, std)
     y_train = torch.as_tensor(train_labels, dtype=torch.long)
@@ -65,7 +68,7 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
 
     counts = np.bincount(train_labels, minlength=len(classes)).astype(float)
     weights = np.where(counts > 0, counts.sum() / (len(classes) * np.maximum(counts, 1)), 0.0)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32),
+    loss_fn = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device),
                                   label_smoothing=config.label_smoothing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(x_train) / config.batch_size))
@@ -78,7 +81,7 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     head = set(head_parameters(model))
-    best = TrainResult(copy.deepcopy(model.state_dict()), 0, -1.0, [])
+    best = TrainResult({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, 0, -1.0, [])
     stale = 0
     for epoch in range(1, config.epochs + 1):
         frozen = epoch <= config.freeze_backbone_epochs
@@ -90,10 +93,10 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
         for start in tqdm(range(0, len(order), config.batch_size), desc=f"epoch {epoch}", unit="batch",
                           leave=False):
             idx = order[start : start + config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             if config.hflip:
                 flip = torch.rand(len(idx), generator=generator) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+                xb = torch.where(flip[:, None, None, None].to(device), xb.flip(3), xb)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -109,14 +112,15 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
         if on_epoch:
             on_epoch(record)
         if val["macro_f1"] > best.best_val_macro_f1:
-            best.state, best.best_epoch, best.best_val_macro_f1 = copy.deepcopy(model.state_dict()), epoch, val[
-                "macro_f1"]
+            best.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best.best_epoch, best.best_val_macro_f1 = epoch, val["macro_f1"]
             stale = 0
         elif not frozen:
             stale += 1
             if stale >= config.patience:
                 break
     torch.use_deterministic_algorithms(False)
+    model.to("cpu")
     return best
 
 
@@ -126,5 +130,7 @@ def evaluate_logits(model: nn.Module, x: torch.Tensor, labels: np.ndarray, class
     model.eval()
     if len(x) == 0:
         return {"accuracy": 0.0, "macro_f1": 0.0}
-    predictions = torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    device = next(model.parameters()).device
+    predictions = torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+                             for i in range(0, len(x), batch_size)])
     return summary(labels, predictions.numpy(), classes)
