@@ -56,3 +56,19 @@ def torch_latency(model: torch.nn.Module, input_size: int, runs: int = 200, warm
             "latency_ms_p90": round(float(np.percentile(single, 90)), 3), "latency_runs": runs,
             "throughput_images_per_s": round(float(throughput_batch / (np.median(batched) / 1000.0)), 1),
             "throughput_batch": throughput_batch, "throughput_threads": threads_for_throughput, "cpu": cpu_name()}
+
+
+def onnx_latency(path: str | Path, input_size: int, runs: int = 200, warmup: int = 20, throughput_batch: int = 32,
+                 threads_for_throughput: int = 2) -> dict:
+    from faceocc.onnx_models import session
+
+    rng = np.random.default_rng(0)
+    one = rng.standard_normal((1, 3, input_size, input_size), dtype=np.float32)
+    batch = rng.standard_normal((throughput_batch, 3, input_size, input_size), dtype=np.float32)
+    single_session, multi_session = session(path, 1), session(path, threads_for_throughput)
+    single = time_calls(lambda: single_session.run(None, {"input": one}), runs, warmup)
+    batched = time_calls(lambda: multi_session.run(None, {"input": batch}), max(10, runs // 10), max(2, warmup // 5))
+    return {"latency_ms_p50": round(float(np.median(single)), 3),
+            "latency_ms_p90": round(float(np.percentile(single, 90)), 3), "latency_runs": runs,
+            "throughput_images_per_s": round(float(throughput_batch / (np.median(batched) / 1000.0)), 1),
+            "throughput_batch": throughput_batch, "throughput_threads": threads_for_throughput, "cpu": cpu_name()}

@@ -37,6 +37,8 @@ class ModelCard:
     best_epoch: int = 0
     val_macro_f1: float = 0.0
     params: dict = field(default_factory=dict)
+    variant: str = "fp32"                         # fp32 | onnx_fp32 | onnx_int8
+    variant_info: dict = field(default_factory=dict)  # how the variant was made (parity, quantization settings)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -76,11 +78,18 @@ class Classifier:
         self.model = model.to(self.device).eval()
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "cpu") -> Classifier:
+    def load(cls, model_dir: str | Path, device: str = "cpu"):
+        """A PyTorch model directory, or an ONNX one (model.onnx), behind the same interface."""
+        from faceocc.onnx_models import ONNX_FILE
+
+        if (Path(model_dir) / ONNX_FILE).exists():
+            return OnnxClassifier(model_dir)
         card = ModelCard.read(model_dir)
         model, _ = backbones.build(card.backbone, len(card.classes), "none")
         model.load_state_dict(load_file(Path(model_dir) / WEIGHTS_FILE))
         return cls(model, card, device)
+
+    weights_file = WEIGHTS_FILE
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -95,6 +104,36 @@ class Classifier:
         out = [torch.softmax(self.model(self.tensor(images[i : i + batch_size])), dim=1).cpu().numpy()
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else np.empty((0, len(self.classes)), np.float32)
+
+    def predict(self, images: list[np.ndarray]) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]
+
+
+class OnnxClassifier:
+    """The same interface over an ONNX Runtime session (onnx_fp32 / onnx_int8 variants)."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 2):
+        from faceocc.onnx_models import ONNX_FILE, session
+
+        self.card = ModelCard.read(model_dir)
+        self.path = Path(model_dir) / ONNX_FILE
+        self.weights_file = ONNX_FILE
+        self.session = session(self.path, threads)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        from faceocc.onnx_models import run_logits
+
+        if not images:
+            return np.empty((0, len(self.classes)), np.float32)
+        batch = preprocess(images, self.card.input_size, self.card.mean, self.card.std).numpy()
+        logits = run_logits(self.session, batch, batch_size)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]

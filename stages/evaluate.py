@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from faceocc.atomic import atomic_path, write_bytes, write_json
-from faceocc.benchmark import torch_latency
-from faceocc.classifier import WEIGHTS_FILE, Classifier
+from faceocc.benchmark import onnx_latency, torch_latency
+from faceocc.classifier import Classifier, OnnxClassifier
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.metrics import summary
@@ -48,19 +48,23 @@ def main(argv: list[str] | None = None) -> None:
     y_true = np.array([classes.index(r["label"]) for r in rows], int)
     y_pred = probabilities.argmax(axis=1) if len(rows) else np.empty(0, int)
     result = summary(y_true, y_pred, classes)
-    speed = torch_latency(classifier.model, classifier.card.input_size, params.latency_runs, params.warmup_runs,
-                          params.throughput_batch, params.throughput_threads)
-    size_mb = round((args.model / WEIGHTS_FILE).stat().st_size / 1e6, 3)
+    timing = (params.latency_runs, params.warmup_runs, params.throughput_batch, params.throughput_threads)
+    if isinstance(classifier, OnnxClassifier):
+        speed = onnx_latency(classifier.path, classifier.card.input_size, *timing)
+    else:
+        speed = torch_latency(classifier.model, classifier.card.input_size, *timing)
+    size_mb = round((args.model / classifier.weights_file).stat().st_size / 1e6, 3)
+    variant = classifier.card.variant
 
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
-        write_json(tmp / "metrics.json", {"backbone": classifier.card.backbone, "variant": "fp32",
+        write_json(tmp / "metrics.json", {"backbone": classifier.card.backbone, "variant": variant,
                                           "test_images": len(rows), "size_mb": size_mb, **result, **speed})
         write_rows(tmp / "confusion.csv", [{"actual": classes[a], "predicted": classes[p]}
                                            for a, p in zip(y_true, y_pred)], ("actual", "predicted"))
         write_bytes(tmp / "confusion.png", encode_png(confusion_image(np.array(result["confusion"]), classes,
-                                                                      f"{classifier.card.backbone} fp32 test")))
-    log.info("%s: accuracy %.4f, macro-F1 %.4f, %.2f ms/face, %.2f MB", classifier.card.backbone,
+                                                                      f"{classifier.card.backbone} {variant} test")))
+    log.info("%s %s: accuracy %.4f, macro-F1 %.4f, %.2f ms/face, %.2f MB", classifier.card.backbone, variant,
              result["accuracy"], result["macro_f1"], speed["latency_ms_p50"], size_mb)
 
 

@@ -17,7 +17,7 @@ from faceocc import backbones
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, build, lukemelas_to_timm
 from faceocc.classifier import Classifier, ModelCard
 from faceocc.metrics import summary
-from stages import evaluate, report, train
+from stages import evaluate, export_onnx, quantize_onnx, report, train
 
 IMAGENET_CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -91,6 +91,7 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     params["train"] = {"common": {"epochs": 2, "input_size": 48, "batch_size": 16, "pretrained": "none",
                                   "threads": 1}}
     params["evaluate"] = {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 4, "throughput_threads": 1}
+    params["export_onnx"], params["quantize_onnx"] = {}, {"calibration_images": 16}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = str(tmp_path)
     (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
@@ -109,6 +110,24 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     test_rows = [row for row in (tmp_path / "split" / "split.csv").read_text().splitlines()[1:] if ",test," in row]
     assert metrics["test_images"] == len(test_rows) == sum(map(sum, metrics["confusion"]))
     assert metrics["latency_runs"] == 10 and metrics["size_mb"] > 8
+    export_onnx.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                      f"{r}/onnx", "--params", f"{r}/params.yaml"])
+    parity = json.loads((tmp_path / "onnx" / "parity.json").read_text())
+    assert parity["max_abs_logit_diff"] < 1e-3 and parity["top1_agreement"] == 1.0
+    quantize_onnx.main(["--model", f"{r}/onnx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                        f"{r}/int8", "--params", f"{r}/params.yaml"])
+    assert ModelCard.read(tmp_path / "int8").variant == "onnx_int8"
+    int8_size = (tmp_path / "int8" / "model.onnx").stat().st_size
+    assert int8_size < 0.4 * (tmp_path / "onnx" / "model.onnx").stat().st_size  # INT8 weights: about a quarter
+    evaluate.main(["--model", f"{r}/int8", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                   f"{r}/eval_int8", "--params", f"{r}/params.yaml"])
+    int8_metrics = json.loads((tmp_path / "eval_int8" / "metrics.json").read_text())
+    assert int8_metrics["variant"] == "onnx_int8" and int8_metrics["test_images"] == metrics["test_images"]
+    fp32, int8 = Classifier.load(tmp_path / "onnx"), Classifier.load(tmp_path / "int8")
+    crops = [np.full((112, 112, 3), v, np.uint8) for v in (0, 90, 200)]
+    assert np.allclose(fp32.predict_proba(crops), Classifier.load(tmp_path / "model_a").predict_proba(crops), atol=1e-4)
+    assert int8.predict_proba(crops).shape == (3, 4)
+
     classifier = Classifier.load(tmp_path / "model_a")
     probabilities = classifier.predict_proba([np.zeros((112, 112, 3), np.uint8), np.full((60, 60, 3), 200, np.uint8)])
     assert probabilities.shape == (2, 4) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
