@@ -5,7 +5,7 @@ a whole source image (its 16-hex id or full sha256) and says what to do, and why
 
     id,action,label,reason
     3f2a9c0d1e4b5a6c_0,relabel,mask_sunglasses,dark lenses under the mask's top edge
-    77e1d0c2b3a49f10,exclude,,a drawing, not a photo
+    77e1d0c2b3a49f10,exclude,,a drawing and not a photo
     0c1d2e3f4a5b6c7d_1,include,,small but clearly a masked face
 
 `relabel` also settles a label conflict the dedup stage reported; `include` keeps a crop the filters would drop.
