@@ -7,7 +7,6 @@ Every random choice is seeded from (seed, item id, copy number), so outputs do n
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from dataclasses import dataclass
 
@@ -57,16 +56,6 @@ def build_augmenter(config: AugmentConfig) -> A.Compose:
 def augment(augmenter: A.Compose, image: np.ndarray, seed: int) -> np.ndarray:
     augmenter.set_random_seed(seed)
     return augmenter(image=image)["image"]
-
-
-def item_seed(seed: int, *parts) -> int:
-    """A 32-bit seed from the run seed and an item's identity: the same for an item however the run is ordered."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-
-
-def seeded_order(ids: list[str], seed: int, salt: str = "") -> list[str]:
-    return sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{salt}:{i}".encode()).hexdigest())
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,7 @@ def torch_latency(model: torch.nn.Module, input_size: int, runs: int = 200, warm
             batched = time_calls(lambda: model(batch), max(10, runs // 10), max(2, warmup // 5))
     finally:
         torch.set_num_threads(previous)
-    return {"latency_ms_p50": round(float(np.median(single)), 3),
-            "latency_ms_p90": round(float(np.percentile(single, 90)), 3), "latency_runs": runs,
-            "throughput_images_per_s": round(float(throughput_batch / (np.median(batched) / 1000.0)), 1),
-            "throughput_batch": throughput_batch, "throughput_threads": threads_for_throughput, "cpu": cpu_name()}
+    return _figures(single, batched, throughput_batch, threads_for_throughput)
 
 
 def onnx_latency(path: str | Path, input_size: int, runs: int = 200, warmup: int = 20, throughput_batch: int = 32,
@@ -68,7 +65,11 @@ def onnx_latency(path: str | Path, input_size: int, runs: int = 200, warmup: int
     single_session, multi_session = session(path, 1), session(path, threads_for_throughput)
     single = time_calls(lambda: single_session.run(None, {"input": one}), runs, warmup)
     batched = time_calls(lambda: multi_session.run(None, {"input": batch}), max(10, runs // 10), max(2, warmup // 5))
-    return {"latency_ms_p50": round(float(np.median(single)), 3),
-            "latency_ms_p90": round(float(np.percentile(single, 90)), 3), "latency_runs": runs,
-            "throughput_images_per_s": round(float(throughput_batch / (np.median(batched) / 1000.0)), 1),
-            "throughput_batch": throughput_batch, "throughput_threads": threads_for_throughput, "cpu": cpu_name()}
+    return _figures(single, batched, throughput_batch, threads_for_throughput)
+
+
+def _figures(single_ms: np.ndarray, batched_ms: np.ndarray, batch: int, threads: int) -> dict:
+    return {"latency_ms_p50": round(float(np.median(single_ms)), 3),
+            "latency_ms_p90": round(float(np.percentile(single_ms, 90)), 3), "latency_runs": len(single_ms),
+            "throughput_images_per_s": round(float(batch / (np.median(batched_ms) / 1000.0)), 1),
+            "throughput_batch": batch, "throughput_threads": threads, "cpu": cpu_name()}

@@ -69,7 +69,13 @@ def preprocess(images: list[np.ndarray], input_size: int, mean, std) -> torch.Te
     return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
 
 
-class Classifier:
+class _Labels:
+    def predict(self, images: list[np.ndarray]) -> list[str]:
+        """The most probable class name per crop."""
+        return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]
+
+
+class Classifier(_Labels):
     """A trained model ready for inference (CPU unless a device is given)."""
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str = "cpu"):
@@ -105,11 +111,8 @@ class Classifier:
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else np.empty((0, len(self.classes)), np.float32)
 
-    def predict(self, images: list[np.ndarray]) -> list[str]:
-        return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]
 
-
-class OnnxClassifier:
+class OnnxClassifier(_Labels):
     """The same interface over an ONNX Runtime session (onnx_fp32 / onnx_int8 variants)."""
 
     def __init__(self, model_dir: str | Path, threads: int = 2):
@@ -134,6 +137,3 @@ class OnnxClassifier:
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
-
-    def predict(self, images: list[np.ndarray]) -> list[str]:
-        return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]

@@ -50,8 +50,7 @@ def align_face(image: np.ndarray, landmarks) -> np.ndarray:
 
 def perceptual_hash(image: np.ndarray, kind: str = "phash") -> int:
     """The 64-bit perceptual hash of an RGB uint8 image, as an int."""
-    bits = HASH_KINDS[kind](Image.fromarray(image), hash_size=8).hash.flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
+    return int(str(HASH_KINDS[kind](Image.fromarray(image), hash_size=8)), 16)  # imagehash's hex, MSB first
 
 
 def pixel_hash(image: np.ndarray) -> str:

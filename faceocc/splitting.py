@@ -4,8 +4,9 @@ form one group, and a group goes to exactly one split.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
+
+from faceocc.seeding import seeded_key
 
 SPLITS = ("train", "val", "test")
 
@@ -53,7 +54,7 @@ def assign_splits(items: list[dict], groups: list[int], ratios: tuple[float, flo
         by_class[label].append(g)
     split_of_group: dict[int, str] = {}
     for label in sorted(by_class):
-        order = sorted(by_class[label], key=lambda g: _seeded_key(seed, items[members[g][0]]["crop_id"]))
+        order = sorted(by_class[label], key=lambda g: seeded_key(seed, items[members[g][0]]["crop_id"]))
         class_total = sum(len(members[g]) for g in order)
         filled = [0, 0, 0]
         for g in order:
@@ -62,7 +63,3 @@ def assign_splits(items: list[dict], groups: list[int], ratios: tuple[float, flo
             split_of_group[g] = SPLITS[s]
             filled[s] += len(members[g])
     return [split_of_group[g] for g in groups]
-
-
-def _seeded_key(seed: int, text: str) -> str:
-    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()

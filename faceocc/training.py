@@ -81,7 +81,7 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     head = set(head_parameters(model))
-    best = TrainResult({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, 0, -1.0, [])
+    best = TrainResult(_cpu_state(model), 0, -1.0, [])
     stale = 0
     for epoch in range(1, config.epochs + 1):
         frozen = epoch <= config.freeze_backbone_epochs
@@ -112,7 +112,7 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
         if on_epoch:
             on_epoch(record)
         if val["macro_f1"] > best.best_val_macro_f1:
-            best.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best.state = _cpu_state(model)
             best.best_epoch, best.best_val_macro_f1 = epoch, val["macro_f1"]
             stale = 0
         elif not frozen:
@@ -134,3 +134,7 @@ def evaluate_logits(model: nn.Module, x: torch.Tensor, labels: np.ndarray, class
     predictions = torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu()
                              for i in range(0, len(x), batch_size)])
     return summary(labels, predictions.numpy(), classes)
+
+
+def _cpu_state(model: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

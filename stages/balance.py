@@ -14,11 +14,11 @@ from tqdm import tqdm
 
 from faceocc import CLASSES
 from faceocc.atomic import atomic_path, write_bytes, write_json
-from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, item_seed, plan_counts,
-                               render_synthetic, seeded_order)
+from faceocc.balancing import AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts, render_synthetic
 from faceocc.detection import LANDMARK_NAMES
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
+from faceocc.seeding import item_seed, seeded_order
 from faceocc.sheets import bar_chart, contact_sheet
 from stages._common import load_params, setup_logging
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Literal
 
 from faceocc.atomic import atomic_path
-from faceocc.balancing import seeded_order
 from faceocc.classifier import CARD_FILE, ModelCard, preprocess
 from faceocc.images import load_rgb
 from faceocc.manifest import read_rows
 from faceocc.onnx_models import ONNX_FILE, quantize_int8
+from faceocc.seeding import seeded_order
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("quantize_onnx")
