@@ -73,3 +73,18 @@ def _figures(single_ms: np.ndarray, batched_ms: np.ndarray, batch: int, threads:
             "latency_ms_p90": round(float(np.percentile(single_ms, 90)), 3), "latency_runs": len(single_ms),
             "throughput_images_per_s": round(float(batch / (np.median(batched_ms) / 1000.0)), 1),
             "throughput_batch": batch, "throughput_threads": threads, "cpu": cpu_name()}
+
+
+def interleaved_latency(calls: dict[str, Callable[[], object]], runs: int = 100, warmup: int = 10,
+                        rounds: int = 5) -> dict[str, float]:
+    """Median milliseconds per call for several variants timed in turns within one process, so that a slow
+    patch of a noisy machine hits all of them alike; their ratios are what to compare."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, list[np.ndarray]] = {name: [] for name in calls}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, call in calls.items():
+            samples[name].append(time_calls(call, per_round, 0))
+    return {name: round(float(np.median(np.concatenate(s))), 3) for name, s in samples.items()}

@@ -21,6 +21,10 @@ CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"  # no pickle: loading a model file never runs code
 
 
+class ModelFileError(ValueError):
+    """A model directory that cannot be used: str(err) names the file and the reason, in one line."""
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Everything needed to use a model, so nothing downstream reads params.yaml."""
@@ -37,7 +41,7 @@ class ModelCard:
     best_epoch: int = 0
     val_macro_f1: float = 0.0
     params: dict = field(default_factory=dict)
-    variant: str = "fp32"                         # fp32 | onnx_fp32 | onnx_int8
+    variant: str = "fp32"                         # fp32 | fx_int8 | onnx_fp32 | onnx_int8
     variant_info: dict = field(default_factory=dict)  # how the variant was made (parity, quantization settings)
 
     def to_json(self) -> str:
@@ -45,10 +49,17 @@ class ModelCard:
 
     @classmethod
     def read(cls, model_dir: str | Path) -> ModelCard:
-        data = json.loads((Path(model_dir) / CARD_FILE).read_text())
-        data["classes"] = tuple(data["classes"])
-        data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
-        return cls(**data)
+        path = Path(model_dir) / CARD_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["classes"] = tuple(data["classes"])
+            data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
+            return cls(**data)
+        except FileNotFoundError:
+            raise ModelFileError(f"{path}: missing (not a faceocc model directory)") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise ModelFileError(f"{path}: not a model card ({type(err).__name__}: {err})") from None
+
 
 
 def save_weights(state: dict, path: str | Path) -> None:
@@ -85,14 +96,39 @@ class Classifier(_Labels):
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu"):
-        """A PyTorch model directory, or an ONNX one (model.onnx), behind the same interface."""
+        """Any model directory the pipeline writes (fp32, fx_int8, onnx_fp32, onnx_int8) behind one interface.
+        A missing, corrupt or mismatched file raises ModelFileError naming it."""
+        from faceocc import fx_quant
         from faceocc.onnx_models import ONNX_FILE
 
-        if (Path(model_dir) / ONNX_FILE).exists():
-            return OnnxClassifier(model_dir)
+        model_dir = Path(model_dir)
         card = ModelCard.read(model_dir)
-        model, _ = backbones.build(card.backbone, len(card.classes), "none")
-        model.load_state_dict(load_file(Path(model_dir) / WEIGHTS_FILE))
+        if (model_dir / ONNX_FILE).exists():
+            return OnnxClassifier(model_dir)
+        try:
+            model, _ = backbones.build(card.backbone, len(card.classes), "none")
+        except (KeyError, ValueError) as err:
+            raise ModelFileError(f"{model_dir / CARD_FILE}: {err}") from None
+        if (model_dir / fx_quant.FX_FILE).exists():
+            info = card.variant_info
+            try:
+                quantized = fx_quant.load(model_dir / fx_quant.FX_FILE, model, card.input_size,
+                                          info["engine"], info["per_channel"])
+            except (fx_quant.FxModelError, ValueError) as err:
+                raise ModelFileError(str(err)) from None
+            runner = cls(fx_quant.frozen(quantized, card.input_size), card, "cpu")  # INT8 kernels are CPU ones
+            runner.weights_file = fx_quant.FX_FILE
+            return runner
+        path = model_dir / WEIGHTS_FILE
+        if not path.exists():
+            raise ModelFileError(f"{model_dir}: no {WEIGHTS_FILE}, {fx_quant.FX_FILE} or {ONNX_FILE}")
+        try:
+            model.load_state_dict(load_file(path))
+        except RuntimeError as err:  # missing or mis-shaped tensors: weights of another backbone or head
+            first = (str(err).strip().splitlines() or ["mismatch"])[0]
+            raise ModelFileError(f"{path}: does not fit {card.backbone} ({first[:200]})") from None
+        except Exception as err:  # safetensors' header/parse errors on a truncated or foreign file
+            raise ModelFileError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
         return cls(model, card, device)
 
     weights_file = WEIGHTS_FILE
@@ -121,7 +157,11 @@ class OnnxClassifier(_Labels):
         self.card = ModelCard.read(model_dir)
         self.path = Path(model_dir) / ONNX_FILE
         self.weights_file = ONNX_FILE
-        self.session = session(self.path, threads)
+        try:
+            self.session = session(self.path, threads)
+        except Exception as err:  # onnxruntime's InvalidProtobuf / Fail / InvalidGraph on a bad file
+            first = (str(err).strip().splitlines() or ["unreadable"])[0]
+            raise ModelFileError(f"{self.path}: ONNX Runtime cannot load it ({first[:200]})") from None
 
     @property
     def classes(self) -> tuple[str, ...]:

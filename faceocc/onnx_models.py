@@ -67,3 +67,35 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
                     per_channel=per_channel, activation_type=getattr(QuantType, activations),
                     weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, method))
     prepared.unlink(missing_ok=True)
+
+
+INT8_KERNELS = frozenset({"QLinearConv", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool",
+                          "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
+                          "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearSoftmax", "QAttention"})
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "ReorderInput", "ReorderOutput"})
+
+
+def runtime_ops(path: str | Path, work_dir: str | Path) -> dict[str, int]:
+    """Op counts of the graph ONNX Runtime actually runs, after it has fused each DequantizeLinear -> op ->
+    QuantizeLinear group it has an INT8 kernel for. A DequantizeLinear left over is a boundary where
+    activations go back to float (the model's output is one)."""
+    from collections import Counter
+
+    optimized = Path(work_dir) / "runtime_graph.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(optimized)
+    options.log_severity_level = 3  # ORT warns that an ENABLE_ALL graph is machine-specific: it is only counted
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    counts = Counter(node.op_type for node in onnx.load(str(optimized)).graph.node)
+    optimized.unlink(missing_ok=True)
+    return dict(sorted(counts.items()))
+
+
+def op_summary(counts: dict[str, int]) -> dict[str, int]:
+    """Runtime ops grouped: INT8 kernels, float compute ops, and the dequantize boundaries between them."""
+    int8 = sum(n for op, n in counts.items() if op in INT8_KERNELS)
+    float_ops = sum(n for op, n in counts.items() if op not in INT8_KERNELS | QDQ_OPS | LAYOUT_OPS)
+    return {"int8_ops": int8, "float_ops": float_ops, "dequantize": counts.get("DequantizeLinear", 0),
+            "quantize": counts.get("QuantizeLinear", 0) + counts.get("DynamicQuantizeLinear", 0)}

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from faceocc.atomic import atomic_path
-from faceocc.classifier import CARD_FILE, ModelCard, preprocess
-from faceocc.images import load_rgb
-from faceocc.manifest import read_rows
+from faceocc.calibration import calibration_ids, split_batch
+from faceocc.classifier import CARD_FILE, ModelCard
 from faceocc.onnx_models import ONNX_FILE, quantize_int8
-from faceocc.seeding import seeded_order
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("quantize_onnx")
@@ -42,10 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     params = load_params("quantize_onnx", QuantizeOnnxParams, args.params)
     card = ModelCard.read(args.model)
-    train = {r["crop_id"]: r for r in read_rows(args.split / "split.csv") if r["split"] == "train"}
-    chosen = seeded_order(sorted(train), params.seed, "calibration")[: params.calibration_images]
-    images = [load_rgb(args.crops / "faces" / train[i]["file"]) for i in chosen]
-    calibration = preprocess(images, card.input_size, card.mean, card.std).numpy()
+    chosen = calibration_ids(args.split / "split.csv", params.calibration_images, params.seed)
+    calibration, _ = split_batch(args.split, args.crops, card, ids=chosen)
 
     with atomic_path(args.out) as tmp:
         tmp.mkdir()

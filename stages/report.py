@@ -66,6 +66,23 @@ def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy:
         f1 = " / ".join(f"{by_variant[v]['macro_f1']:.3f}" for v in variants if v in by_variant)
         ok = [v for v in variants if v in by_variant and passes(by_variant[v], req)]
         lines.append(f"| {backbone} | " + " | ".join(cells) + f" | {f1} | {', '.join(ok) or 'none'} |")
+    pairs = [(base, int8) for base, int8 in INT8_VARIANT_OF.items()
+             if any(base in b and int8 in b for b in summary.values())]
+    if pairs:
+        lines += ["", "## Before and after INT8", "",
+                  "Accuracy change in points, latency and size as INT8 / FP32 ratios (separate processes: "
+                  "reports/quantization.md has ratios timed in one process).", "",
+                  "| backbone | " + " | ".join(f"{int8} vs {base}: accuracy / latency / size" for base, int8 in pairs)
+                  + " |", "|---|" + "---|" * len(pairs)]
+        for backbone, by_variant in summary.items():
+            cells = []
+            for base, int8 in pairs:
+                a, b = by_variant.get(base), by_variant.get(int8)
+                cells.append("—" if a is None or b is None else
+                             f"{a['accuracy']:.1%} → {b['accuracy']:.1%} ({(b['accuracy'] - a['accuracy']) * 100:+.1f} pt)"
+                             f" / {_ratio(b['latency_ms_p50'], a['latency_ms_p50'])} / "
+                             f"{_ratio(b['size_mb'], a['size_mb'])}")
+            lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
     if summary:
         classes = list(next(iter(next(iter(summary.values())).values()))["recall"])
         lines += ["", "## Recall per class", "", "| backbone | variant | " + " | ".join(classes) + " |",
@@ -74,6 +91,13 @@ def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy:
             for v, c in by_variant.items():
                 lines.append(f"| {backbone} | {v} | " + " | ".join(f"{c['recall'][k]:.3f}" for k in classes) + " |")
     return "\n".join(lines) + "\n"
+
+
+INT8_VARIANT_OF = {"fp32": "fx_int8", "onnx_fp32": "onnx_int8"}  # each INT8 variant beside the FP32 it came from
+
+
+def _ratio(new: float, old: float) -> str:
+    return f"{new / old:.2f}x" if old else "—"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,7 @@ from faceocc import backbones
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, build, lukemelas_to_timm
 from faceocc.classifier import Classifier, ModelCard
 from faceocc.metrics import summary
-from stages import evaluate, export_onnx, quantize_onnx, report, train
+from stages import evaluate, export_onnx, quantization_ablation, quantize_fx, quantize_onnx, report, train
 
 IMAGENET_CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -92,6 +92,8 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
                                   "threads": 1}}
     params["evaluate"] = {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 4, "throughput_threads": 1}
     params["export_onnx"], params["quantize_onnx"] = {}, {"calibration_images": 16}
+    params["quantize_fx"] = {"calibration_images": 16, "threads": 1}
+    params["report"] = {}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = str(tmp_path)
     (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
@@ -132,6 +134,48 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     probabilities = classifier.predict_proba([np.zeros((112, 112, 3), np.uint8), np.full((60, 60, 3), 200, np.uint8)])
     assert probabilities.shape == (2, 4) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
+    quantize_fx.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                      f"{r}/fx", "--params", f"{r}/params.yaml"])
+    fx_card = ModelCard.read(tmp_path / "fx")
+    assert fx_card.variant == "fx_int8" and fx_card.variant_info["engine"] == "onednn"
+    assert fx_card.variant_info["calibration_images"] == 16
+    assert (tmp_path / "fx" / "model_fx_int8.pt").stat().st_size < 0.4 * (tmp_path / "model_a" / "model.safetensors").stat().st_size
+    assert Classifier.load(tmp_path / "fx").predict_proba(crops).shape == (3, 4)
+    evaluate.main(["--model", f"{r}/fx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                   f"{r}/eval_fx", "--params", f"{r}/params.yaml"])
+    assert json.loads((tmp_path / "eval_fx" / "metrics.json").read_text())["variant"] == "fx_int8"
+
+    # the ablation report over the four variants, laid out as the DAG lays them out
+    import shutil
+
+    for variant, folder in (("fp32", "model_a"), ("fx_int8", "fx"), ("onnx_fp32", "onnx"), ("onnx_int8", "int8")):
+        shutil.copytree(tmp_path / folder, tmp_path / "models" / variant / "mobilenet_v2")
+    (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
+    report.main(["--evaluations", *(f"{r}/{e}/metrics.json" for e in ("eval", "eval_fx", "eval_int8")),
+                 "--balance-metrics", f"{r}/balance.json", "--summary", f"{r}/summary.json",
+                 "--table", f"{r}/metrics.md", "--params", f"{r}/params.yaml"])
+    params["quantization_ablation"] = {"backbones": ["mobilenet_v2"], "calibration_sizes": [1, 16], "methods": [],
+                                       "engines": ["x86"], "threads": [1], "latency_runs": 4, "rounds": 2,
+                                       "architectures": ["efficientnet_b0", "efficientnet_lite0"]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    quantization_ablation.main(["--models", f"{r}/models", "--split", f"{r}/split", "--crops", f"{r}/crop",
+                                "--summary", f"{r}/summary.json", "--out", f"{r}/quantization.md",
+                                "--params", f"{r}/params.yaml"])
+    figures = json.loads((tmp_path / "quantization.json").read_text())
+    trials = [row["trial"] for row in figures["backbones"][0]["onnx"]]
+    assert trials == ["baseline", "per-tensor weights", "QInt8 activations", "ORT defaults (per-tensor, QInt8)",
+                      "dynamic (weights only)", "calibration 1"]
+    assert [row["trial"] for row in figures["backbones"][0]["fx"]] == [
+        "onednn", "onednn, per-tensor weights", "x86", "calibration 1"]
+    target = figures["targets"]["mobilenet_v2"]
+    assert target["onnx_int8"]["latency_ratio"] > 0 and target["fx_int8"]["ratio_target"] == 0.8
+    b0, lite0 = figures["architectures"]
+    assert b0["fx_dequantize_boundaries"] > lite0["fx_dequantize_boundaries"]  # SiLU and SE gates leave INT8
+    assert b0["onnx_ops"]["QUInt8"]["float_ops"] > lite0["onnx_ops"]["QUInt8"]["float_ops"]
+    text = (tmp_path / "quantization.md").read_text()
+    assert "## Targets (deployed models)" in text and "EfficientNet-B0 vs Lite0" in text
+    assert "before and after int8" in (tmp_path / "metrics.md").read_text().lower()
+
 
 def _evaluation(backbone, accuracy, latency, size):
     return {"backbone": backbone, "variant": "fp32", "accuracy": accuracy, "macro_f1": accuracy - 0.01,
@@ -160,6 +204,24 @@ def test_report_table_marks_which_variants_meet_the_requirement(tmp_path):
     assert rows["resnet18"].rstrip(" |").endswith("none")               # too slow and too big
     assert rows["efficientnet_lite0"].rstrip(" |").endswith("none")     # not accurate enough
     assert "95.0% / 3.20 ms / 9.1 MB" in rows["mobilenet_v2"] and "Test CPU" in table
+
+
+def test_report_sets_each_int8_variant_beside_the_fp32_it_came_from(tmp_path):
+    evaluations = [_evaluation("mobilenet_v2", 0.95, 10.0, 9.1),
+                   {**_evaluation("mobilenet_v2", 0.94, 4.0, 2.6), "variant": "fx_int8"},
+                   {**_evaluation("mobilenet_v2", 0.95, 3.0, 8.9), "variant": "onnx_fp32"}]
+    paths = []
+    for i, e in enumerate(evaluations):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(e))
+    (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {}}))
+    report.main(["--evaluations", *map(str, paths), "--balance-metrics", str(tmp_path / "balance.json"),
+                 "--summary", str(tmp_path / "summary.json"), "--table", str(tmp_path / "metrics.md"),
+                 "--params", str(tmp_path / "params.yaml")])
+    section = (tmp_path / "metrics.md").read_text().split("## Before and after INT8")[1].split("##")[0]
+    assert "| backbone | fx_int8 vs fp32: accuracy / latency / size |" in section  # no onnx_int8: no column
+    assert "| mobilenet_v2 | 95.0% → 94.0% (-1.0 pt) / 0.40x / 0.29x |" in section
 
 
 def _rev(name, strategy, accuracy, stamp):
