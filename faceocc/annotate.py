@@ -1,0 +1,42 @@
+"""Pictures of predictions: each face boxed in its class's colour, labelled with class and probability."""
+
+from __future__ import annotations
+
+import zlib
+
+import cv2
+import numpy as np
+
+# RGB; the four occlusion classes first, then a cycle for other tasks' classes
+CLASS_COLOURS = {"face": (40, 180, 40), "masked": (30, 110, 230), "sunglasses": (240, 150, 20),
+                 "mask_sunglasses": (200, 40, 200)}
+_CYCLE = [(230, 60, 60), (60, 200, 200), (160, 160, 40), (120, 80, 200)]
+
+
+def colour_of(label: str, classes: tuple[str, ...] = ()) -> tuple[int, int, int]:
+    if label in CLASS_COLOURS:
+        return CLASS_COLOURS[label]
+    index = classes.index(label) if label in classes else zlib.crc32(label.encode())  # stable across runs
+    return _CYCLE[index % len(_CYCLE)]
+
+
+def draw_predictions(image: np.ndarray, records: list[dict], classes: tuple[str, ...] = ()) -> np.ndarray:
+    """A copy of the RGB image with every record that has a box drawn on it."""
+    out = image.copy()
+    thickness = max(2, round(max(image.shape[:2]) / 400))
+    scale = max(0.5, max(image.shape[:2]) / 1200)
+    for r in records:
+        if r.get("label") is None or r.get("box") is None:
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in r["box"])
+        colour = colour_of(r["label"], classes)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        text = f"{r['label']} {r['scores'][r['label']]:.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(0, y1 - th - base - 4)
+        cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + base + 4), colour, -1)
+        cv2.putText(out, text, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        for x, y in r.get("landmarks") or []:
+            cv2.circle(out, (int(round(x)), int(round(y))), thickness, colour, -1)
+    return out

@@ -1,0 +1,221 @@
+"""`faceocc`: classify the faces in photos, or sort photos into one folder per class.
+
+    faceocc predict photos/ --model models/onnx_int8/mobilenet_v2 --jsonl faces.jsonl --annotate boxed/
+    faceocc predict crops/*.png --crops --model models/fx_int8/efficientnet_lite0
+    faceocc sort photos/ sorted/ --model models/onnx_int8/mobilenet_v2 --policy largest --dry-run
+
+A bad file (unreadable, not an image, empty, too large) becomes one line of output with the reason, never a
+stopped run; the closing summary on stderr counts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from faceocc.classifier import Classifier, ModelFileError
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "release"
+POLICIES = ("largest", "any", "all")
+
+
+def load_model(path: Path | None):
+    model_dir = path or DEFAULT_MODEL
+    if path is None and not (model_dir / "card.json").exists():
+        raise SystemExit(f"faceocc: no default model at {model_dir}; pass --model DIR (after `dvc repro`, for "
+                         "example models/onnx_int8/mobilenet_v2)")
+    try:
+        return Classifier.load(model_dir)
+    except ModelFileError as err:
+        raise SystemExit(f"faceocc: {err}") from None
+
+
+def _predictor(args):
+    from faceocc.inference import FacePredictor, FaceRules
+
+    return FacePredictor(load_model(args.model), FaceRules(min_score=args.min_score))
+
+
+def _relative(file: Path, root: Path) -> Path:
+    try:
+        return file.relative_to(root)
+    except ValueError:
+        return Path(file.name)
+
+
+def _unique(path: Path) -> Path:
+    """`path`, or `name_2.ext`, `name_3.ext`... if something is already there."""
+    candidate, k = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        k += 1
+        candidate = path.with_name(f"{path.stem}_{k}{path.suffix}")
+    return candidate
+
+
+def predict(args) -> int:
+    from faceocc.annotate import draw_predictions
+    from faceocc.images import encode_png
+    from faceocc.inference import find_images
+
+    predictor = _predictor(args)
+    files = list(find_images(args.paths))
+    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else sys.stdout
+    counts, images, errors, faces = Counter(), 0, 0, 0
+    try:
+        for file, root in tqdm(files, desc="predict", unit="image", disable=len(files) < 2 or None):
+            images += 1
+            image, error = predictor.read(file)
+            if image is None:
+                records = [{"path": str(file), "label": None, "reason": error}]
+                errors += 1
+                print(f"faceocc: {file}: {error}", file=sys.stderr)
+            else:
+                records = predictor.predict_image(image, str(file), crops=args.crops)
+            for r in records:
+                out.write(json.dumps(r, ensure_ascii=False) + "\n")
+                if r["label"] is not None:
+                    faces += 1
+                    counts[r["label"]] += 1
+                elif image is not None:
+                    counts[r["reason"]] += 1
+            if args.annotate and image is not None:
+                target = _unique((args.annotate / _relative(file, root)).with_suffix(".png"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(encode_png(draw_predictions(image, records, predictor.classifier.classes)))
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    summary = {"images": images, "faces": faces, "unreadable": errors, **dict(sorted(counts.items()))}
+    print("faceocc predict: " + json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def destinations(records: list[dict], policy: str) -> list[str]:
+    """The class folders one photo goes to under a policy: `largest` face's class; `any`: every class seen;
+    `all`: the class every face shares, else `mixed`. No face: `no_face`."""
+    labels = [r["label"] for r in records if r.get("label")]
+    if not labels:
+        return ["no_face"]
+    if policy == "largest":  # records come largest face first
+        return [labels[0]]
+    if policy == "any":
+        return sorted(set(labels))
+    return [labels[0]] if len(set(labels)) == 1 else ["mixed"]
+
+
+def sort(args) -> int:
+    from faceocc.inference import find_images
+
+    src, dst = args.src, args.dst
+    if not src.is_dir():
+        raise SystemExit(f"faceocc: {src}: not a folder")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise SystemExit(f"faceocc: {dst}: must not be inside {src} (sorted copies would be sorted again)")
+    predictor = _predictor(args)
+    rows, counts = [], Counter()
+    for file, root in tqdm(list(find_images([src])), desc="sort", unit="image"):
+        image, error = predictor.read(file)
+        if image is None:
+            print(f"faceocc: {file}: {error}", file=sys.stderr)
+            rows.append({"source": str(file), "faces": 0, "labels": "", "destination": "", "action": "skipped",
+                         "reason": error})
+            counts["unreadable"] += 1
+            continue
+        records = predictor.predict_image(image, str(file))
+        labels = [r["label"] for r in records if r["label"]]
+        name = "__".join(_relative(file, root).parts)  # photos of the same name in different sub-folders
+        for folder in destinations(records, args.policy):
+            target = dst / folder / name
+            action = "dry-run" if args.dry_run else _place(file, target, args.mode)
+            rows.append({"source": str(file), "faces": len(labels), "labels": " ".join(labels),
+                         "destination": str(target if args.dry_run else action[1]),
+                         "action": action if args.dry_run else action[0],
+                         "reason": records[0].get("reason", "") if not labels else ""})
+            counts[folder] += 1
+    columns = ["source", "faces", "labels", "destination", "action", "reason"]
+    if args.dry_run:  # nothing is written: the decisions go to stdout
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+    else:
+        decisions = args.decisions or dst / "decisions.csv"
+        decisions.parent.mkdir(parents=True, exist_ok=True)
+        with open(decisions, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    print("faceocc sort: " + json.dumps(dict(sorted(counts.items()))), file=sys.stderr)
+    return 0
+
+
+def _place(source: Path, target: Path, mode: str) -> tuple[str, Path]:
+    """Copy or link `source` to `target` (renamed if taken); the original is never moved or changed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _unique(target)
+    if mode == "link":
+        try:
+            os.link(source, target)
+            return "linked", target
+        except OSError:  # another file system, or links not allowed: a copy still leaves the original alone
+            pass
+    shutil.copy2(source, target)
+    return "copied", target
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceocc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--model", type=Path, help="a model directory written by the pipeline (models/<variant>/"
+                       "<backbone>); default: models/release")
+        p.add_argument("--min-score", type=float, default=0.9, help="MTCNN face probability to accept (0.9)")
+
+    p = commands.add_parser("predict", help="classify every face in images, folders (recursive) or globs",
+                            description="One JSON line per face: path, box, detection_score, landmarks, label, "
+                            "scores; a line with label null and a reason for a photo with no face or a bad file.")
+    p.add_argument("paths", nargs="+", help="image files, folders, or quoted glob patterns ('photos/**/*.jpg')")
+    p.add_argument("--crops", action="store_true", help="inputs are already face crops: classify, do not detect")
+    p.add_argument("--jsonl", type=Path, help="write the JSON lines here instead of stdout")
+    p.add_argument("--annotate", type=Path, metavar="DIR", help="write each photo with boxes and labels drawn")
+    common(p)
+    p.set_defaults(run=predict)
+
+    s = commands.add_parser("sort", help="copy photos into DST/<class>/ (and DST/no_face/), with a decisions CSV",
+                            description="Originals are never moved or changed. Policies: largest (the largest "
+                            "face decides), any (a copy per class present), all (one class only if every face "
+                            "has it, else DST/mixed/).")
+    s.add_argument("src", type=Path)
+    s.add_argument("dst", type=Path)
+    s.add_argument("--policy", choices=POLICIES, default="largest")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--copy", dest="mode", action="store_const", const="copy", help="copy files (default)")
+    how.add_argument("--link", dest="mode", action="store_const", const="link",
+                     help="hard-link files (copies where linking is not possible)")
+    s.add_argument("--dry-run", action="store_true", help="write nothing; print the decisions CSV")
+    s.add_argument("--decisions", type=Path, help="decisions CSV path (default DST/decisions.csv)")
+    common(s)
+    s.set_defaults(run=sort, mode="copy")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

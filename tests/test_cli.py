@@ -1,0 +1,155 @@
+"""The `faceocc` command: predict's JSON lines, sort's folders and decisions, and bad inputs that never stop a run."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from faceocc import cli
+from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, build
+from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
+from faceocc.images import encode_png
+
+CLASSES = ("face", "masked", "sunglasses", "mask_sunglasses")
+FACE_KEYS = {"path", "box", "detection_score", "landmarks", "label", "scores"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A real (untrained) MobileNetV2 model directory as train writes it: the schema, not the labels, is tested."""
+    path = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    model, _ = build("mobilenet_v2", len(CLASSES), "none")
+    save_weights(model.state_dict(), path / WEIGHTS_FILE)
+    card = ModelCard(backbone="mobilenet_v2", classes=CLASSES, input_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                     crop={"size": 112, "margin": 0.2})
+    (path / CARD_FILE).write_text(card.to_json())
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path, astronaut, faceless):
+    """A tree with a face, a scene without one, and the bad files a real folder holds."""
+    root = tmp_path / "my photos"
+    (root / "sub dir").mkdir(parents=True)
+    (root / "astronaut ü.png").write_bytes(encode_png(astronaut))
+    (root / "sub dir" / "coffee.png").write_bytes(encode_png(faceless))
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "notes.png").write_text("not a picture")
+    (root / "cut.png").write_bytes(encode_png(astronaut)[:3000])
+    (root / "readme.txt").write_text("not an image suffix: not looked at")
+    return root
+
+
+def _digests(root):
+    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def test_predict_writes_one_json_line_per_face_and_a_reason_per_bad_file(photos, model_dir, tmp_path, capsys):
+    out, annotated = tmp_path / "faces.jsonl", tmp_path / "boxed"
+    cli.main(["predict", str(photos), "--model", str(model_dir), "--jsonl", str(out), "--annotate", str(annotated)])
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    by_name = {}
+    for line in lines:
+        by_name.setdefault(line["path"].split("/")[-1], []).append(line)
+    assert sorted(by_name) == ["astronaut ü.png", "coffee.png", "cut.png", "empty.jpg", "notes.png"]
+
+    (face,) = by_name["astronaut ü.png"]
+    assert set(face) == FACE_KEYS and face["label"] in CLASSES
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512 and face["detection_score"] > 0.9
+    assert len(face["landmarks"]) == 5 and all(len(p) == 2 for p in face["landmarks"])
+    assert set(face["scores"]) == set(CLASSES) and abs(sum(face["scores"].values()) - 1) < 1e-3
+    assert face["scores"][face["label"]] == max(face["scores"].values())
+
+    assert by_name["coffee.png"] == [{"path": str(photos / "sub dir" / "coffee.png"), "label": None,
+                                      "reason": "no_face"}]
+    assert by_name["empty.jpg"][0]["reason"] == "empty file"
+    assert by_name["notes.png"][0]["reason"].startswith("not an image")
+    assert by_name["cut.png"][0]["reason"].startswith("corrupt image")
+
+    assert sorted(p.relative_to(annotated).as_posix() for p in annotated.rglob("*.png")) == [
+        "astronaut ü.png", "sub dir/coffee.png"]  # readable photos only, the input tree mirrored
+    err = capsys.readouterr().err
+    summary = json.loads(err.strip().splitlines()[-1].split("faceocc predict: ", 1)[1])
+    assert summary["images"] == 5 and summary["faces"] == 1 and summary["unreadable"] == 3
+    assert summary["no_face"] == 1 and "empty.jpg: empty file" in err
+
+
+def test_predict_crops_mode_classifies_whole_files_without_detecting(model_dir, tmp_path, capsys):
+    crop = tmp_path / "crop.png"
+    crop.write_bytes(encode_png(np.full((112, 112, 3), 128, np.uint8)))  # no face MTCNN could find in it
+    cli.main(["predict", str(tmp_path / "*.png"), "--crops", "--model", str(model_dir)])
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["box"] == [0.0, 0.0, 112.0, 112.0] and line["detection_score"] is None
+    assert line["landmarks"] is None and line["label"] in CLASSES
+
+
+def test_a_path_that_matches_nothing_is_reported_not_skipped(model_dir, tmp_path, capsys):
+    cli.main(["predict", str(tmp_path / "missing.jpg"), "--model", str(model_dir)])
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["label"] is None and line["reason"].startswith("unreadable file")
+
+
+def test_sort_dry_run_writes_nothing_and_prints_the_decisions(photos, model_dir, tmp_path, capsys):
+    before = _digests(photos)
+    cli.main(["sort", str(photos), str(tmp_path / "sorted"), "--model", str(model_dir), "--dry-run"])
+    assert not (tmp_path / "sorted").exists() and _digests(photos) == before
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    actions = {r["source"].split("/")[-1]: r for r in rows}
+    assert actions["coffee.png"]["destination"].endswith("sorted/no_face/sub dir__coffee.png")
+    assert actions["empty.jpg"]["action"] == "skipped" and actions["empty.jpg"]["reason"] == "empty file"
+    assert actions["astronaut ü.png"]["action"] == "dry-run"
+
+
+def test_sort_copies_into_class_folders_and_leaves_originals_untouched(photos, model_dir, tmp_path):
+    before = _digests(photos)
+    dst = tmp_path / "sorted"
+    cli.main(["sort", str(photos), str(dst), "--model", str(model_dir)])
+    assert _digests(photos) == before
+    placed = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png"))
+    label = next(r for r in csv.DictReader(open(dst / "decisions.csv", encoding="utf-8"))
+                 if r["source"].endswith("astronaut ü.png"))["labels"]
+    assert placed == sorted([f"{label}/astronaut ü.png", "no_face/sub dir__coffee.png"])
+    assert (dst / label / "astronaut ü.png").read_bytes() == (photos / "astronaut ü.png").read_bytes()
+    rows = list(csv.DictReader(open(dst / "decisions.csv", encoding="utf-8")))
+    assert sorted(r["action"] for r in rows) == ["copied", "copied", "skipped", "skipped", "skipped"]
+
+    cli.main(["sort", str(photos), str(dst), "--model", str(model_dir), "--link"])  # a second run never overwrites
+    assert (dst / label / "astronaut ü_2.png").stat().st_ino == (photos / "astronaut ü.png").stat().st_ino
+    assert _digests(photos) == before
+
+
+def test_sort_refuses_a_destination_inside_the_source(photos, model_dir):
+    with pytest.raises(SystemExit, match="must not be inside"):
+        cli.main(["sort", str(photos), str(photos / "sorted"), "--model", str(model_dir)])
+
+
+@pytest.mark.parametrize("policy, labels, expected", [
+    ("largest", ["masked", "face"], ["masked"]),
+    ("any", ["masked", "face", "masked"], ["face", "masked"]),
+    ("all", ["masked", "masked"], ["masked"]),
+    ("all", ["masked", "face"], ["mixed"]),
+    ("any", [], ["no_face"]),
+])
+def test_sort_policies(policy, labels, expected):
+    records = [{"label": x} for x in labels] or [{"label": None, "reason": "no_face"}]
+    assert cli.destinations(records, policy) == expected
+
+
+def test_a_missing_default_model_says_what_to_pass(monkeypatch, tmp_path):
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "release")
+    with pytest.raises(SystemExit, match="pass --model DIR"):
+        cli.main(["predict", str(tmp_path)])
+
+
+def test_a_broken_model_directory_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "m").mkdir()
+    with pytest.raises(SystemExit, match=r"faceocc: .*m/card.json: missing"):
+        cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "m")])
