@@ -116,7 +116,7 @@ class Classifier(_Labels):
                                           info["engine"], info["per_channel"])
             except (fx_quant.FxModelError, ValueError) as err:
                 raise ModelFileError(str(err)) from None
-            runner = cls(fx_quant.frozen(quantized, card.input_size), card, "cpu")  # INT8 kernels are CPU ones
+            runner = cls(fx_quant.FrozenRunner(quantized, card.input_size), card, "cpu")  # INT8 kernels: CPU
             runner.weights_file = fx_quant.FX_FILE
             return runner
         path = model_dir / WEIGHTS_FILE

@@ -3,6 +3,7 @@
     faceocc predict photos/ --model models/onnx_int8/mobilenet_v2 --jsonl faces.jsonl --annotate boxed/
     faceocc predict crops/*.png --crops --model models/fx_int8/efficientnet_lite0
     faceocc sort photos/ sorted/ --model models/onnx_int8/mobilenet_v2 --policy largest --dry-run
+    faceocc video clip.mp4 --out clip.annotated.mp4 --jsonl frames.jsonl --model models/onnx_int8/mobilenet_v2
 
 A bad file (unreadable, not an image, empty, too large) becomes one line of output with the reason, never a
 stopped run; the closing summary on stderr counts it.
@@ -174,6 +175,75 @@ def _place(source: Path, target: Path, mode: str) -> tuple[str, Path]:
     return "copied", target
 
 
+def video(args) -> int:
+    import cv2
+
+    from faceocc.annotate import draw_predictions
+    from faceocc.video import VideoSettings, frames, run_video
+
+    predictor = _predictor(args)
+    settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
+    several = len(args.inputs) > 1
+    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
+    failures = 0
+    try:
+        for source in args.inputs:
+            capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+            if not capture.isOpened():
+                print(f"faceocc: {source}: cannot open as a video (missing, not a video, or unsupported codec)",
+                      file=sys.stderr)
+                print("faceocc video: " + json.dumps({"video": source, "frames": 0, "error": "cannot open"}),
+                      file=sys.stderr)
+                failures += 1
+                continue
+            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            writer, target = None, None
+            if args.out:
+                target = args.out / f"{Path(source).stem}.annotated.mp4" if several or args.out.is_dir() else args.out
+                target.parent.mkdir(parents=True, exist_ok=True)
+            bar = tqdm(total=announced or None, desc=Path(source).name, unit="frame")
+
+            def on_frame(index, frame, records, source=source):
+                nonlocal writer
+                if target is not None:
+                    if writer is None:
+                        h, w = frame.shape[:2]
+                        writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    drawn = draw_predictions(frame, records, predictor.classifier.classes)
+                    writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+                if out is not None:
+                    out.write(json.dumps({"video": source, "frame": index, "time_s": round(index / fps, 3),
+                                          "faces": records}, ensure_ascii=False) + "\n")
+                bar.update(1)
+
+            try:
+                summary = run_video(frames(capture), predictor, settings, on_frame)
+            finally:
+                bar.close()
+                capture.release()
+                wrote = writer is not None
+                if wrote:
+                    writer.release()
+            summary = {"video": source, **summary}
+            if announced and summary["frames"] < announced:
+                # containers announce their length; stopping short means a truncated or corrupt stream
+                summary["error"] = f"stopped after {summary['frames']} of {announced} frames (truncated or corrupt)"
+                print(f"faceocc: {source}: {summary['error']}", file=sys.stderr)
+                failures += 1
+            elif summary["frames"] == 0:
+                summary["error"] = "no frame could be decoded"
+                print(f"faceocc: {source}: {summary['error']}", file=sys.stderr)
+                failures += 1
+            if wrote:
+                summary["output"] = str(target)
+            print("faceocc video: " + json.dumps(summary), file=sys.stderr)
+    finally:
+        if out is not None:
+            out.close()
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceocc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -209,12 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--decisions", type=Path, help="decisions CSV path (default DST/decisions.csv)")
     common(s)
     s.set_defaults(run=sort, mode="copy")
+
+    v = commands.add_parser("video", help="classify faces in video files or a webcam, write an annotated video",
+                            description="MTCNN runs every --detect-every frames on a frame shrunk to "
+                            "--detect-max-side pixels; boxes are carried between detections and every face is "
+                            "classified on every frame. A summary line per video goes to stderr.")
+    v.add_argument("inputs", nargs="+", help="video files, or a webcam index such as 0")
+    v.add_argument("--out", type=Path, help="annotated video (.mp4); a folder when several inputs are given")
+    v.add_argument("--jsonl", type=Path, help="one JSON line per frame: video, frame, time_s, faces")
+    v.add_argument("--detect-every", type=int, default=5, help="frames between face detections (5)")
+    v.add_argument("--detect-max-side", type=int, default=320, help="detection frame size, long side (320)")
+    common(v)
+    v.set_defaults(run=video)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    return args.run(args) or 0
 
 
 if __name__ == "__main__":

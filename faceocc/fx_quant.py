@@ -6,7 +6,7 @@ flow, and moving to it should touch this file only.
 What makes FX INT8 fast or slow here (measured, ../shared/NOTES.md and reports/quantization.md):
 - The converted GraphModule calls each quantized op from Python and re-packs nothing: MobileNetV2 at 112 px ran
   12.8 ms converted against 11.4 ms eager FP32 (the source document's "INT8 slower than FP32"). Traced and frozen
-  with TorchScript, the same model ran 5.3 ms. So inference runs the frozen trace.
+  with TorchScript, the same model ran 5.3 ms. So inference runs the frozen trace, one per thread count.
 - Engines: `onednn` (8-bit activations) is the default: on ImageNet MobileNetV2 it kept 90.6 % top-1 agreement
   with FP32 on odd photos where `x86` (7-bit activations, `reduce_range`, for CPUs without VNNI) kept 65.6 %, at
   the same speed (2.9 vs 3.0 ms). `qnnpack` targets ARM.
@@ -110,11 +110,28 @@ def frozen(quantized: torch.fx.GraphModule, input_size: int) -> torch.jit.Script
     example = torch.zeros(1, 3, input_size, input_size)
     with _quiet(), torch.no_grad():
         runner = torch.jit.freeze(torch.jit.trace(quantized.eval(), example))
-        # TorchScript specialises on the shapes of its first calls: make that batch 1, the per-face latency
-        # path (a batch of 64 first left batch 1 at 6.4-9.1 ms instead of 5.5-6.0 here)
+        # TorchScript's profiling executor optimises for what its first calls see: make that batch 1, the
+        # per-face path (the thread count matters as much: see FrozenRunner)
         for _ in range(2):
             runner(example)
     return runner
+
+
+class FrozenRunner(nn.Module):
+    """The frozen trace, made once per torch thread count: a frozen INT8 graph first run with 2 threads took
+    8.6 ms per face at 1 thread, against 2.5 ms for one first run at 1 thread (MobileNetV2, this CPU)."""
+
+    def __init__(self, quantized: torch.fx.GraphModule, input_size: int):
+        super().__init__()
+        self.quantized = quantized
+        self.input_size = input_size
+        self._by_threads: dict[int, torch.jit.ScriptModule] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        threads = torch.get_num_threads()
+        if threads not in self._by_threads:
+            self._by_threads[threads] = frozen(self.quantized, self.input_size)
+        return self._by_threads[threads](x)
 
 
 def dequantize_boundaries(quantized: torch.fx.GraphModule) -> list[str]:

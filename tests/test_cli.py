@@ -153,3 +153,79 @@ def test_a_broken_model_directory_is_one_line_not_a_traceback(tmp_path):
     (tmp_path / "m").mkdir()
     with pytest.raises(SystemExit, match=r"faceocc: .*m/card.json: missing"):
         cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "m")])
+
+
+def _clip(path, portrait, frames=12, size=(320, 240), fps=10):
+    """A short video of a face sliding across a grey frame, written with OpenCV's mp4v encoder."""
+    import cv2
+
+    face = cv2.resize(portrait, (180, 180))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 90, np.uint8)
+        x = 10 + i * (size[0] - 200) // max(1, frames - 1)
+        frame[30:210, x : x + 180] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def _count_frames(path) -> int:
+    import cv2
+
+    capture, n = cv2.VideoCapture(str(path)), 0
+    while capture.read()[0]:
+        n += 1
+    return n
+
+
+def test_video_writes_an_annotated_frame_and_a_json_line_per_input_frame(astronaut, model_dir, tmp_path, capsys):
+    clip = _clip(tmp_path / "walk by.mp4", astronaut)
+    out, lines = tmp_path / "annotated.mp4", tmp_path / "frames.jsonl"
+    assert cli.main(["video", str(clip), "--out", str(out), "--jsonl", str(lines), "--model", str(model_dir),
+                     "--detect-every", "3"]) == 0
+    assert _count_frames(out) == _count_frames(clip) == 12
+    records = [json.loads(x) for x in lines.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(12))
+    tracked = [r["faces"] for r in records if r["faces"]]
+    assert len(tracked) >= 10 and all(f["label"] in CLASSES and f["track"] == 0 for fs in tracked for f in fs)
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1].split("faceocc video: ", 1)[1])
+    assert summary["frames"] == 12 and summary["faces"] == sum(len(r["faces"]) for r in records)
+    assert sum(summary["per_class"].values()) == summary["faces"] and summary["fps"] > 0
+
+
+def test_broken_videos_are_one_line_each_and_the_good_one_still_runs(astronaut, model_dir, tmp_path, capsys):
+    good = _clip(tmp_path / "good.mp4", astronaut, frames=6)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 3])
+    empty, text = tmp_path / "empty.mp4", tmp_path / "notes.mp4"
+    empty.write_bytes(b"")
+    text.write_text("not a video")
+    rc = cli.main(["video", str(cut), str(empty), str(good), str(text), "--model", str(model_dir)])
+    err = capsys.readouterr().err
+    summaries = {json.loads(x.split("faceocc video: ", 1)[1])["video"].split("/")[-1]:
+                 json.loads(x.split("faceocc video: ", 1)[1]) for x in err.splitlines() if "faceocc video: " in x}
+    assert rc == 1 and summaries["good.mp4"]["frames"] == 6 and "error" not in summaries["good.mp4"]
+    for bad in ("cut.mp4", "empty.mp4", "notes.mp4"):
+        assert "error" in summaries[bad], summaries[bad]
+        assert f"{bad}: " in err
+
+
+def test_tracks_keep_their_id_move_between_detections_and_expire():
+    from faceocc.detection import Face
+    from faceocc.video import FaceTracker, VideoSettings
+
+    def face(x):
+        return Face(box=(x, 10.0, x + 50.0, 60.0), score=0.99, landmarks=((x + 10, 20.0),) * 5)
+
+    tracker = FaceTracker(VideoSettings(max_missed=1))
+    tracker.update([face(0.0)], 0)
+    tracker.update([face(10.0)], 2)           # moved 10 px in 2 frames: 5 px per frame
+    (track,) = tracker.tracks
+    assert track.track_id == 0 and list(track.velocity) == [5.0, 0.0, 5.0, 0.0]
+    tracker.advance()
+    assert track.box[0] == 15.0 and track.landmarks[0][0] == 25.0
+    tracker.update([face(200.0)], 4)          # far away: a new face, and the old track misses once
+    assert sorted(t.track_id for t in tracker.tracks) == [0, 1]
+    tracker.update([face(200.0)], 6)          # second miss: over max_missed, dropped
+    assert [t.track_id for t in tracker.tracks] == [1]

@@ -156,3 +156,20 @@ def test_fx_files_that_are_truncated_foreign_or_hostile_are_refused(tmp_path, mo
 def test_an_engine_torch_lacks_is_named():
     with pytest.raises(ValueError, match="engine must be one of"):
         fx_quant.qconfig_mapping("tensorrt", True)
+
+
+def test_frozen_runner_keeps_one_trace_per_thread_count_with_the_same_output():
+    # a trace first run at another thread count runs ~3x slower (fx_quant.FrozenRunner): never reuse it
+    model, _ = build("mobilenet_v2", 4, "none")
+    runner = fx_quant.FrozenRunner(fx_quant.quantize(model.eval(), torch.randn(4, 3, 64, 64)), 64)
+    x, previous = torch.randn(2, 3, 64, 64), torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            one = runner(x)
+            torch.set_num_threads(2)
+            two = runner(x)
+            runner(x)
+    finally:
+        torch.set_num_threads(previous)
+    assert sorted(runner._by_threads) == [1, 2] and torch.allclose(one, two, atol=1e-6)
