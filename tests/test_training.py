@@ -183,18 +183,23 @@ def _evaluation(backbone, accuracy, latency, size):
             "size_mb": size, "cpu": "Test CPU"}
 
 
-def test_report_table_marks_which_variants_meet_the_requirement(tmp_path):
-    evaluations = [_evaluation("mobilenet_v2", 0.95, 3.2, 9.1), _evaluation("resnet18", 0.97, 11.0, 44.8),
-                   _evaluation("efficientnet_lite0", 0.88, 4.0, 13.7)]
+def _run_report(tmp_path, evaluations):
+    """The report stage over evaluate-style metrics files; writes summary.json and metrics.md in tmp_path."""
     paths = []
-    for e in evaluations:
-        paths.append(tmp_path / f"{e['backbone']}.json")
+    for i, e in enumerate(evaluations):
+        paths.append(tmp_path / f"{i}.json")
         paths[-1].write_text(json.dumps(e))
     (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {}}))
     report.main(["--evaluations", *map(str, paths), "--balance-metrics", str(tmp_path / "balance.json"),
                  "--summary", str(tmp_path / "summary.json"), "--table", str(tmp_path / "metrics.md"),
                  "--params", str(tmp_path / "params.yaml")])
+
+
+def test_report_table_marks_which_variants_meet_the_requirement(tmp_path):
+    evaluations = [_evaluation("mobilenet_v2", 0.95, 3.2, 9.1), _evaluation("resnet18", 0.97, 11.0, 44.8),
+                   _evaluation("efficientnet_lite0", 0.88, 4.0, 13.7)]
+    _run_report(tmp_path, evaluations)
     summary_json = json.loads((tmp_path / "summary.json").read_text())
     assert summary_json["mobilenet_v2"]["fp32"] == {"accuracy": 0.95, "macro_f1": 0.94, "latency_ms_p50": 3.2,
                                                     "size_mb": 9.1, "recall": {"face": 0.95, "masked": 0.95}}
@@ -210,15 +215,7 @@ def test_report_sets_each_int8_variant_beside_the_fp32_it_came_from(tmp_path):
     evaluations = [_evaluation("mobilenet_v2", 0.95, 10.0, 9.1),
                    {**_evaluation("mobilenet_v2", 0.94, 4.0, 2.6), "variant": "fx_int8"},
                    {**_evaluation("mobilenet_v2", 0.95, 3.0, 8.9), "variant": "onnx_fp32"}]
-    paths = []
-    for i, e in enumerate(evaluations):
-        paths.append(tmp_path / f"{i}.json")
-        paths[-1].write_text(json.dumps(e))
-    (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {}}))
-    report.main(["--evaluations", *map(str, paths), "--balance-metrics", str(tmp_path / "balance.json"),
-                 "--summary", str(tmp_path / "summary.json"), "--table", str(tmp_path / "metrics.md"),
-                 "--params", str(tmp_path / "params.yaml")])
+    _run_report(tmp_path, evaluations)
     section = (tmp_path / "metrics.md").read_text().split("## Before and after INT8")[1].split("##")[0]
     assert "| backbone | fx_int8 vs fp32: accuracy / latency / size |" in section  # no onnx_int8: no column
     assert "| mobilenet_v2 | 95.0% → 94.0% (-1.0 pt) / 0.40x / 0.29x |" in section
