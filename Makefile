@@ -7,7 +7,11 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.setup-complete
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test clean-venv
+# The released default model (models/release/): the same DAG on real folders, in build/release/ (README).
+DATA ?= ../shared/datasets/occlusion4 ../shared/datasets/occlusion4_extra
+HOLDOUT ?= fdc__*
+
+.PHONY: setup repro test release clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +31,9 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+release: $(STAMP)
+	$(PY) -m faceocc.release --data $(DATA) --holdout '$(HOLDOUT)' --work build/release --out models/release
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,6 +4,7 @@
     faceocc predict crops/*.png --crops --model models/fx_int8/efficientnet_lite0
     faceocc sort photos/ sorted/ --model models/onnx_int8/mobilenet_v2 --policy largest --dry-run
     faceocc video clip.mp4 --out clip.annotated.mp4 --jsonl frames.jsonl --model models/onnx_int8/mobilenet_v2
+    faceocc video 0 --out webcam.mp4 --max-frames 500      # webcam 0; Ctrl-C also stops it cleanly
 
 A bad file (unreadable, not an image, empty, too large) becomes one line of output with the reason, never a
 stopped run; the closing summary on stderr counts it.
@@ -66,6 +67,7 @@ def predict(args) -> int:
     from faceocc.annotate import draw_predictions
     from faceocc.images import encode_png
     from faceocc.inference import find_images
+    from faceocc.pose import add_pose
 
     predictor = _predictor(args)
     files = list(find_images(args.paths))
@@ -81,6 +83,9 @@ def predict(args) -> int:
                 print(f"faceocc: {file}: {error}", file=sys.stderr)
             else:
                 records = predictor.predict_image(image, str(file), crops=args.crops)
+                if args.pose:
+                    records = add_pose(records, (image.shape[1], image.shape[0]), args.attention_yaw,
+                                       args.attention_pitch)
             for r in records:
                 out.write(json.dumps(r, ensure_ascii=False) + "\n")
                 if r["label"] is not None:
@@ -176,9 +181,13 @@ def _place(source: Path, target: Path, mode: str) -> tuple[str, Path]:
 
 
 def video(args) -> int:
+    import itertools
+    import signal
+
     import cv2
 
     from faceocc.annotate import draw_predictions
+    from faceocc.pose import add_pose
     from faceocc.video import VideoSettings, frames, run_video
 
     predictor = _predictor(args)
@@ -196,8 +205,10 @@ def video(args) -> int:
                       file=sys.stderr)
                 failures += 1
                 continue
+            live = source.isdigit()
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            fps = fps if fps > 0 else 25.0
+            announced = 0 if live else max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # cameras say -1
             writer, target = None, None
             if args.out:
                 target = args.out / f"{Path(source).stem}.annotated.mp4" if several or args.out.is_dir() else args.out
@@ -206,6 +217,9 @@ def video(args) -> int:
 
             def on_frame(index, frame, records, source=source):
                 nonlocal writer
+                if args.pose:
+                    records = add_pose(records, (frame.shape[1], frame.shape[0]), args.attention_yaw,
+                                       args.attention_pitch)
                 if target is not None:
                     if writer is None:
                         h, w = frame.shape[:2]
@@ -217,16 +231,25 @@ def video(args) -> int:
                                           "faces": records}, ensure_ascii=False) + "\n")
                 bar.update(1)
 
+            # Ctrl-C ends a camera (or any) stream after the current frame, so the video and summary are complete
+            stop = []
+            previous = signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+            stream = itertools.takewhile(lambda _: not stop, frames(capture))
+            if args.max_frames:
+                stream = itertools.islice(stream, args.max_frames)
             try:
-                summary = run_video(frames(capture), predictor, settings, on_frame)
+                summary = run_video(stream, predictor, settings, on_frame)
             finally:
+                signal.signal(signal.SIGINT, previous)
                 bar.close()
                 capture.release()
                 wrote = writer is not None
                 if wrote:
                     writer.release()
             summary = {"video": source, **summary}
-            if announced and summary["frames"] < announced:
+            if stop:
+                summary["stopped"] = "interrupted"
+            if announced and summary["frames"] < announced and not stop and not args.max_frames:
                 # containers announce their length; stopping short means a truncated or corrupt stream
                 summary["error"] = f"stopped after {summary['frames']} of {announced} frames (truncated or corrupt)"
                 print(f"faceocc: {source}: {summary['error']}", file=sys.stderr)
@@ -254,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "<backbone>); default: models/release")
         p.add_argument("--min-score", type=float, default=0.9, help="MTCNN face probability to accept (0.9)")
 
+    def head_pose(p):
+        p.add_argument("--pose", action="store_true", help="head pose per face from its 5 landmarks (solvePnP): "
+                       "pose {yaw, pitch, roll, attention} in the JSON, axes and angles drawn")
+        p.add_argument("--attention-yaw", type=float, default=30.0,
+                       help="|yaw| in degrees beyond which a face is flagged as turned away (30)")
+        p.add_argument("--attention-pitch", type=float, default=20.0,
+                       help="|pitch| in degrees beyond which a face is flagged (20)")
+
     p = commands.add_parser("predict", help="classify every face in images, folders (recursive) or globs",
                             description="One JSON line per face: path, box, detection_score, landmarks, label, "
                             "scores; a line with label null and a reason for a photo with no face or a bad file.")
@@ -262,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", type=Path, help="write the JSON lines here instead of stdout")
     p.add_argument("--annotate", type=Path, metavar="DIR", help="write each photo with boxes and labels drawn")
     common(p)
+    head_pose(p)
     p.set_defaults(run=predict)
 
     s = commands.add_parser("sort", help="copy photos into DST/<class>/ (and DST/no_face/), with a decisions CSV",
@@ -284,12 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
                             description="MTCNN runs every --detect-every frames on a frame shrunk to "
                             "--detect-max-side pixels; boxes are carried between detections and every face is "
                             "classified on every frame. A summary line per video goes to stderr.")
-    v.add_argument("inputs", nargs="+", help="video files, or a webcam index such as 0")
+    v.add_argument("inputs", nargs="+", help="video files, or a webcam index such as 0 (stop it with Ctrl-C "
+                   "or --max-frames; the output is closed properly either way)")
+    v.add_argument("--max-frames", type=int, default=0, help="stop after this many frames per input (0: all)")
     v.add_argument("--out", type=Path, help="annotated video (.mp4); a folder when several inputs are given")
     v.add_argument("--jsonl", type=Path, help="one JSON line per frame: video, frame, time_s, faces")
     v.add_argument("--detect-every", type=int, default=5, help="frames between face detections (5)")
     v.add_argument("--detect-max-side", type=int, default=320, help="detection frame size, long side (320)")
     common(v)
+    head_pose(v)
     v.set_defaults(run=video)
     return parser
 

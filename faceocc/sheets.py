@@ -78,3 +78,28 @@ def bar_chart(values: dict[str, Sequence[float]], series: Sequence[str], title: 
         cv2.rectangle(canvas, (label_px, y), (label_px + 14, y + 14), colours[s % len(colours)], -1)
         cv2.putText(canvas, name, (label_px + 22, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
+
+
+def confusion_image(matrix: np.ndarray, classes: tuple[str, ...], title: str, cell: int = 90) -> np.ndarray:
+    """Rows = actual, columns = predicted; each cell shaded by its share of the row, with the count."""
+    n = len(classes)
+    left, top = 150, 60
+    image = np.full((top + n * cell + 10, left + n * cell + 10, 3), 255, np.uint8)
+    cv2.putText(image, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, "actual \\ predicted", (6, 48), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (80, 80, 80), 1, cv2.LINE_AA)
+    totals = matrix.sum(axis=1, keepdims=True).clip(min=1)
+    for j, name in enumerate(classes):
+        cv2.putText(image, name[:12], (left + j * cell + 4, top - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    for i, name in enumerate(classes):
+        cv2.putText(image, name, (6, top + i * cell + cell // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        for j in range(n):
+            share = matrix[i, j] / totals[i, 0]
+            shade = int(255 - 200 * share)
+            colour = (shade, shade, 255) if i != j else (shade, 255, shade)
+            x, y = left + j * cell, top + i * cell
+            cv2.rectangle(image, (x, y), (x + cell - 2, y + cell - 2), colour, -1)
+            cv2.putText(image, str(int(matrix[i, j])), (x + cell // 3, y + cell // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    return image

@@ -5,10 +5,13 @@ form one group, and a group goes to exactly one split.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from fnmatch import fnmatchcase
+from pathlib import PurePath
 
 from faceocc.seeding import seeded_key
 
 SPLITS = ("train", "val", "test")
+OUT_OF_DOMAIN = "ood"  # a whole source kept out of training, val and test: the check on photos never seen
 
 
 def group_items(items: list[dict], keys: tuple[str, ...]) -> list[int]:
@@ -63,3 +66,20 @@ def assign_splits(items: list[dict], groups: list[int], ratios: tuple[float, flo
             split_of_group[g] = SPLITS[s]
             filled[s] += len(members[g])
     return [split_of_group[g] for g in groups]
+
+
+def held_out_groups(origins: list[str], groups: list[int], patterns: tuple[str, ...]) -> set[int]:
+    """Groups with any member whose origin's file name matches one of `patterns` (fnmatch, case-sensitive).
+    The whole group goes: a near-duplicate of a held-out photo left in train would leak it back in."""
+    return {g for origin, g in zip(origins, groups)
+            if any(fnmatchcase(PurePath(origin).name, p) for p in patterns)}
+
+
+def assign_with_holdout(items: list[dict], groups: list[int], ratios: tuple[float, float, float], seed: int,
+                        held_out: set[int]) -> list[str]:
+    """assign_splits over the items outside `held_out` groups; the held-out ones get OUT_OF_DOMAIN."""
+    kept = [i for i, g in enumerate(groups) if g not in held_out]
+    splits = [OUT_OF_DOMAIN] * len(items)
+    for i, s in zip(kept, assign_splits([items[i] for i in kept], [groups[i] for i in kept], ratios, seed)):
+        splits[i] = s
+    return splits

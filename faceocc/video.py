@@ -122,7 +122,9 @@ def classify_tracks(classifier, frame: np.ndarray, tracks: list[Track], geometry
         t.scores = p if t.scores is None else smoothing * t.scores + (1 - smoothing) * p
         label = classifier.classes[int(np.argmax(t.scores))]
         box = [round(float(np.clip(v, 0, w if i % 2 == 0 else h)), 1) for i, v in enumerate(t.box)]
-        records.append({"track": t.track_id, "box": box, "detection_score": round(t.score, 4), "label": label,
+        records.append({"track": t.track_id, "box": box, "detection_score": round(t.score, 4),
+                        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in t.landmarks],
+                        "label": label,
                         "scores": {c: round(float(v), 4) for c, v in zip(classifier.classes, t.scores)}})
     return records
 

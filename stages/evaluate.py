@@ -1,5 +1,9 @@
 """Stage `evaluate@<backbone>`: the test split through the same `Classifier` the CLI uses; accuracy, macro-F1,
-per-class figures, a confusion matrix (DVC plot + PNG), latency, throughput and model size."""
+per-class figures, a confusion matrix (DVC plot + PNG), latency, throughput and model size.
+
+Beside the test figures (top level, the stable schema): `val` (what a release chooses by, so that choosing never
+looks at test) and, when the split holds one, `out_of_domain` (a whole source kept out of training, with its
+own confusion matrix in metrics.json)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from faceocc.atomic import atomic_path, write_bytes, write_json
@@ -17,6 +20,8 @@ from faceocc.classifier import Classifier, OnnxClassifier
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.metrics import summary
+from faceocc.sheets import confusion_image
+from faceocc.splitting import OUT_OF_DOMAIN
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("evaluate")
@@ -42,12 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params("evaluate", EvaluateParams, args.params)
     classifier = Classifier.load(args.model)
     classes = classifier.classes
-    rows = [r for r in read_rows(args.split / "split.csv") if r["split"] == "test"]
-    images = [load_rgb(args.crops / "faces" / r["file"]) for r in rows]
-    probabilities = classifier.predict_proba(images)
-    y_true = np.array([classes.index(r["label"]) for r in rows], int)
-    y_pred = probabilities.argmax(axis=1) if len(rows) else np.empty(0, int)
+    split_rows = read_rows(args.split / "split.csv")
+    scored = {name: score(classifier, [r for r in split_rows if r["split"] == name], args.crops)
+              for name in ("test", "val", OUT_OF_DOMAIN)}
+    rows, y_true, y_pred = scored["test"]
     result = summary(y_true, y_pred, classes)
+    val = summary(*scored["val"][1:], classes)
+    ood_rows, ood_true, ood_pred = scored[OUT_OF_DOMAIN]
+    ood = summary(ood_true, ood_pred, classes) if ood_rows else None
     timing = (params.latency_runs, params.warmup_runs, params.throughput_batch, params.throughput_threads)
     if isinstance(classifier, OnnxClassifier):
         speed = onnx_latency(classifier.path, classifier.card.input_size, *timing)
@@ -59,38 +66,26 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         write_json(tmp / "metrics.json", {"backbone": classifier.card.backbone, "variant": variant,
-                                          "test_images": len(rows), "size_mb": size_mb, **result, **speed})
+                                          "test_images": len(rows), "size_mb": size_mb, **result, **speed,
+                                          "val": {"images": len(scored["val"][0]), "accuracy": val["accuracy"],
+                                                  "macro_f1": val["macro_f1"]},
+                                          **({"out_of_domain": {"images": len(ood_rows), **ood}} if ood else {})})
         write_rows(tmp / "confusion.csv", [{"actual": classes[a], "predicted": classes[p]}
                                            for a, p in zip(y_true, y_pred)], ("actual", "predicted"))
         write_bytes(tmp / "confusion.png", encode_png(confusion_image(np.array(result["confusion"]), classes,
                                                                       f"{classifier.card.backbone} {variant} test")))
-    log.info("%s %s: accuracy %.4f, macro-F1 %.4f, %.2f ms/face, %.2f MB", classifier.card.backbone, variant,
-             result["accuracy"], result["macro_f1"], speed["latency_ms_p50"], size_mb)
+    log.info("%s %s: accuracy %.4f, macro-F1 %.4f (val %.4f%s), %.2f ms/face, %.2f MB", classifier.card.backbone,
+             variant, result["accuracy"], result["macro_f1"], val["macro_f1"],
+             f", out-of-domain accuracy {ood['accuracy']:.4f}" if ood else "", speed["latency_ms_p50"], size_mb)
 
 
-def confusion_image(matrix: np.ndarray, classes: tuple[str, ...], title: str, cell: int = 90) -> np.ndarray:
-    """Rows = actual, columns = predicted; each cell shaded by its share of the row, with the count."""
-    n = len(classes)
-    left, top = 150, 60
-    image = np.full((top + n * cell + 10, left + n * cell + 10, 3), 255, np.uint8)
-    cv2.putText(image, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, "actual \\ predicted", (6, 48), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (80, 80, 80), 1, cv2.LINE_AA)
-    totals = matrix.sum(axis=1, keepdims=True).clip(min=1)
-    for j, name in enumerate(classes):
-        cv2.putText(image, name[:12], (left + j * cell + 4, top - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    for i, name in enumerate(classes):
-        cv2.putText(image, name, (6, top + i * cell + cell // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        for j in range(n):
-            share = matrix[i, j] / totals[i, 0]
-            shade = int(255 - 200 * share)
-            colour = (shade, shade, 255) if i != j else (shade, 255, shade)
-            x, y = left + j * cell, top + i * cell
-            cv2.rectangle(image, (x, y), (x + cell - 2, y + cell - 2), colour, -1)
-            cv2.putText(image, str(int(matrix[i, j])), (x + cell // 3, y + cell // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    return image
+def score(classifier, rows: list[dict], crops: Path) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """(rows, true class indices, predicted class indices) for one split's rows."""
+    classes = classifier.classes
+    images = [load_rgb(crops / "faces" / r["file"]) for r in rows]
+    y_true = np.array([classes.index(r["label"]) for r in rows], int)
+    y_pred = classifier.predict_proba(images).argmax(axis=1) if rows else np.empty(0, int)
+    return rows, y_true, y_pred
 
 
 if __name__ == "__main__":

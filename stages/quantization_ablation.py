@@ -25,7 +25,7 @@ from faceocc.atomic import write_json, write_text
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD
 from faceocc.benchmark import cpu_name
 from faceocc.calibration import calibration_ids, split_batch
-from faceocc.classifier import Classifier
+from faceocc.classifier import Classifier, ModelCard
 from faceocc.onnx_models import ONNX_FILE, run_logits, session
 from stages._common import load_params, setup_logging
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # the trials: batch 1 on one thread (thread_scaling sets its own counts)
     dirs = {v: args.models / v for v in ("fp32", "fx_int8", "onnx_fp32", "onnx_int8")}
     backbones = [run_backbone(b, p, dirs, args.split, args.crops) for b in p.backbones]
-    first = Classifier.load(dirs["fp32"] / p.backbones[0]).card if p.backbones else None
+    first = ModelCard.read(dirs["fp32"] / p.backbones[0]) if p.backbones else None
     architectures = []
     if first is not None and p.architectures:
         ids = calibration_ids(args.split / "split.csv", min(max(p.calibration_sizes), 50), p.seed)

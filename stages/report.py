@@ -31,13 +31,21 @@ class ReportParams:
 
 
 def summarise(evaluations: list[dict]) -> dict:
-    """{backbone: {variant: {accuracy, macro_f1, recall: {class: r}, latency_ms_p50, size_mb}}}"""
+    """{backbone: {variant: {accuracy, macro_f1, recall: {class: r}, latency_ms_p50, size_mb, val_macro_f1}}},
+    plus out_of_domain: {accuracy, macro_f1, recall} where the split held a source out."""
     summary: dict = {}
     for ev in sorted(evaluations, key=lambda e: (e["backbone"], e["variant"])):
-        summary.setdefault(ev["backbone"], {})[ev["variant"]] = {
-            "accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
-            "recall": {c: v["recall"] for c, v in ev["per_class"].items()},
-            "latency_ms_p50": ev["latency_ms_p50"], "size_mb": ev["size_mb"]}
+        cell = {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
+                "recall": {c: v["recall"] for c, v in ev["per_class"].items()},
+                "latency_ms_p50": ev["latency_ms_p50"], "size_mb": ev["size_mb"]}
+        if "val" in ev:
+            cell["val_macro_f1"] = ev["val"]["macro_f1"]
+        if "out_of_domain" in ev:
+            ood = ev["out_of_domain"]
+            cell["out_of_domain"] = {"accuracy": ood["accuracy"], "macro_f1": ood["macro_f1"],
+                                     "recall": {c: v["recall"] for c, v in ood["per_class"].items()
+                                                if v["support"]}}
+        summary.setdefault(ev["backbone"], {})[ev["variant"]] = cell
     return summary
 
 
@@ -83,6 +91,22 @@ def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy:
                              f" / {_ratio(b['latency_ms_p50'], a['latency_ms_p50'])} / "
                              f"{_ratio(b['size_mb'], a['size_mb'])}")
             lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
+    ood_cells = [(b, v, c) for b, by_variant in summary.items() for v, c in by_variant.items()
+                 if "out_of_domain" in c]
+    if ood_cells:
+        ood_classes = sorted({k for _, _, c in ood_cells for k in c["out_of_domain"]["recall"]})
+        images = next((e["out_of_domain"]["images"] for e in evaluations if "out_of_domain" in e), 0)
+        lines += ["", "## Out-of-domain check", "",
+                  f"A whole source held out of train, val and test ({images} crops): does the in-domain test figure "
+                  "survive photos from elsewhere?", "",
+                  "| backbone | variant | test accuracy | out-of-domain accuracy | out-of-domain macro-F1 | "
+                  + " | ".join(f"recall {k}" for k in ood_classes) + " |",
+                  "|---|---|---|---|---|" + "---|" * len(ood_classes)]
+        for b, v, c in ood_cells:
+            ood = c["out_of_domain"]
+            lines.append(f"| {b} | {v} | {c['accuracy']:.1%} | {ood['accuracy']:.1%} | {ood['macro_f1']:.3f} | "
+                         + " | ".join(f"{ood['recall'][k]:.3f}" if k in ood["recall"] else "—"
+                                      for k in ood_classes) + " |")
     if summary:
         classes = list(next(iter(next(iter(summary.values())).values()))["recall"])
         lines += ["", "## Recall per class", "", "| backbone | variant | " + " | ".join(classes) + " |",

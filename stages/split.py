@@ -16,7 +16,13 @@ from faceocc import CLASSES
 from faceocc.atomic import atomic_path, write_json
 from faceocc.dedup import hamming, near_pairs
 from faceocc.manifest import read_rows, write_rows
-from faceocc.splitting import SPLITS, assign_splits, group_items
+from faceocc.splitting import (
+    OUT_OF_DOMAIN,
+    SPLITS,
+    assign_with_holdout,
+    group_items,
+    held_out_groups,
+)
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("split")
@@ -30,6 +36,9 @@ class SplitParams:
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
     seed: int = 0
     group_by_identity: bool = True  # keep one person in one split where the source names them (ROF)
+    # file-name patterns (fnmatch) of a whole source kept out of train/val/test, e.g. ["fdc__*"]: the split
+    # "ood" that evaluate scores separately, a check on a source the model never saw
+    out_of_domain: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,13 +54,16 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params("split", SplitParams, args.params)
     near = json.loads((args.dedup / "settings.json").read_text())
 
-    identity = {r["id"]: r.get("identity", "") for r in read_rows(args.raw / "manifest.csv") if r["id"]}
-    items = [{**r, "identity": identity.get(r["source_id"], "")} for r in read_rows(args.curated / "items.csv")
-             if r["outcome"] == "kept"]
+    raw = {r["id"]: r for r in read_rows(args.raw / "manifest.csv") if r["id"]}
+    items = [{**r, "identity": raw[r["source_id"]].get("identity", "")}
+             for r in read_rows(args.curated / "items.csv") if r["outcome"] == "kept"]
     items.sort(key=lambda r: r["crop_id"])
     keys = ("source_id", "cluster") + (("identity",) if params.group_by_identity else ())
     groups = group_items(items, keys)
-    splits = assign_splits(items, groups, params.ratios, params.seed)
+    held_out = held_out_groups([raw[r["source_id"]]["origin"] for r in items], groups, params.out_of_domain)
+    if params.out_of_domain and not held_out:
+        log.warning("out_of_domain patterns %s matched no kept item", list(params.out_of_domain))
+    splits = assign_with_holdout(items, groups, params.ratios, params.seed, held_out)
     rows = [{**item, "split": s, "group": g} for item, s, g in zip(items, splits, groups)]
 
     hashes = np.array([int(r["phash"], 16) for r in rows], dtype=np.uint64)
@@ -69,16 +81,18 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         write_rows(tmp / "split.csv", rows, SPLIT_COLUMNS)
-    counts = {s: Counter(r["label"] for r in rows if r["split"] == s) for s in SPLITS}
+    names = SPLITS + ((OUT_OF_DOMAIN,) if params.out_of_domain else ())
+    counts = {s: Counter(r["label"] for r in rows if r["split"] == s) for s in names}
     write_json(args.metrics, {
-        "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in SPLITS},
-        "totals": {s: sum(counts[s].values()) for s in SPLITS}, "groups": len(set(groups)),
+        "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in names},
+        "totals": {s: sum(counts[s].values()) for s in names}, "groups": len(set(groups)),
+        "out_of_domain_patterns": list(params.out_of_domain),
         "cross_split_near_duplicates": cross, "near_duplicate_pairs_within_splits": len(pairs) - cross,
         "cross_split_pairs_within_twice_the_threshold": loose_cross,
         "cross_split_shared_sources": shared["source_id"], "cross_split_shared_identities": shared["identity"],
         "near_duplicate_definition": near})
     log.info("%s; %d groups; cross-split near-duplicate pairs: %d",
-             {s: dict(counts[s]) for s in SPLITS}, len(set(groups)), cross)
+             {s: dict(counts[s]) for s in names}, len(set(groups)), cross)
 
 
 def _shared_across_splits(rows: list[dict], key: str) -> int:

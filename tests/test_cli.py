@@ -229,3 +229,95 @@ def test_tracks_keep_their_id_move_between_detections_and_expire():
     assert sorted(t.track_id for t in tracker.tracks) == [0, 1]
     tracker.update([face(200.0)], 6)          # second miss: over max_missed, dropped
     assert [t.track_id for t in tracker.tracks] == [1]
+
+
+class _FakeCamera:
+    """cv2.VideoCapture for a webcam index: no frame count (-1), no fps (0), frames until released; the
+    `interrupt_at`-th read sends this process SIGINT, as Ctrl-C in a terminal would."""
+
+    opened: list = []
+
+    def __init__(self, index, portrait=None, interrupt_at=0):
+        import cv2
+
+        self.index, self.reads, self.interrupt_at = index, 0, interrupt_at
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        frame[30:210, 70:250] = cv2.resize(portrait, (180, 180))
+        self.frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        _FakeCamera.opened.append(index)
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        import cv2
+
+        return -1.0 if prop == cv2.CAP_PROP_FRAME_COUNT else 0.0
+
+    def read(self):
+        import os
+        import signal
+
+        self.reads += 1
+        if self.reads == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return True, self.frame.copy()
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("stop", ["max_frames", "ctrl_c"])
+def test_a_webcam_index_streams_until_max_frames_or_ctrl_c_and_closes_the_video(stop, astronaut, model_dir, tmp_path,
+                                                                                 capsys, monkeypatch):
+    import cv2
+    import signal
+
+    monkeypatch.setattr(_FakeCamera, "opened", [])
+    monkeypatch.setattr(cv2, "VideoCapture", lambda index: _FakeCamera(
+        index, astronaut, interrupt_at=4 if stop == "ctrl_c" else 0))
+    handler = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "cam.mp4"
+    limit = ["--max-frames", "5"] if stop == "max_frames" else []
+    assert cli.main(["video", "0", "--out", str(out), "--model", str(model_dir), *limit]) == 0
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1].split("faceocc video: ", 1)[1])
+    expected = 5 if stop == "max_frames" else 3  # Ctrl-C during the 4th read: that frame is not processed
+    assert _FakeCamera.opened == [0] and summary["frames"] == expected and "error" not in summary
+    assert summary.get("stopped") == ("interrupted" if stop == "ctrl_c" else None)
+    assert signal.getsignal(signal.SIGINT) is handler  # the previous Ctrl-C behaviour is back
+    monkeypatch.undo()  # the real VideoCapture again, to read the written video back
+    assert _count_frames(out) == expected and summary["faces"] >= expected - 1
+
+
+def test_predict_with_pose_adds_angles_and_an_attention_flag_and_draws_axes(photos, model_dir, tmp_path, capsys):
+    from faceocc.images import load_rgb
+
+    portrait = photos / "astronaut ü.png"
+    assert cli.main(["predict", str(portrait), "--model", str(model_dir), "--annotate", str(tmp_path / "plain")]) == 0
+    assert all("pose" not in json.loads(x) for x in capsys.readouterr().out.splitlines())  # only when asked
+    assert cli.main(["predict", str(portrait), "--model", str(model_dir), "--pose", "--attention-yaw", "1",
+                     "--annotate", str(tmp_path / "posed")]) == 0
+    faces = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert faces and all(set(f["pose"]) == {"yaw", "pitch", "roll", "attention"} for f in faces)
+    yaw, pitch = faces[0]["pose"]["yaw"], faces[0]["pose"]["pitch"]
+    # a portrait facing the camera; pitch is not checked: her broad smile lifts the mouth corners, which five
+    # landmarks read as a head tilted down (reports/pose.md)
+    assert abs(yaw) < 15
+    assert faces[0]["pose"]["attention"] == (abs(yaw) > 1 or abs(pitch) > 20)
+    plain = load_rgb(next((tmp_path / "plain").rglob("*.png"))).astype(int)
+    posed = load_rgb(next((tmp_path / "posed").rglob("*.png"))).astype(int)
+    assert (np.abs(posed - plain).sum(axis=2) > 0).sum() > 200  # axes and angles drawn on top
+
+
+def test_without_model_the_released_model_is_used(astronaut, tmp_path, capsys):
+    from faceocc.classifier import ModelCard
+
+    if not (cli.DEFAULT_MODEL / CARD_FILE).exists():
+        pytest.skip("no models/release/ in this checkout (make release)")
+    card = ModelCard.read(cli.DEFAULT_MODEL)
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(encode_png(astronaut))
+    assert cli.main(["predict", str(photo)]) == 0
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert card.variant == "onnx_int8" and len(records) == 1 and set(records[0]["scores"]) == set(card.classes)
+    assert records[0]["label"] == "face"  # a bare-faced portrait, through the model a user gets by default

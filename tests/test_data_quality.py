@@ -169,6 +169,10 @@ def test_groups_never_straddle_splits_and_classes_are_stratified():
 # -- the four stages on a generated crop folder ---------------------------------------------------------------
 
 
+OTHER_SOURCE = {3, 30, 45}  # entries from a second source: a face (whose identity shares a group), a masked,
+                             # a sunglasses one
+
+
 def make_crops(root: Path) -> None:
     """A crop-stage output: distinct pictures per class, plus copies a scraped set has."""
     faces, crop_rows, raw_rows = root / "crop" / "faces", [], []
@@ -195,16 +199,20 @@ def make_crops(root: Path) -> None:
         for name, (x, y) in zip(LANDMARK_NAMES, CROP_LANDMARKS):
             row.update({f"{name}_x": x, f"{name}_y": y, f"crop_{name}_x": x, f"crop_{name}_y": y})
         crop_rows.append(row)
-        raw_rows.append({"id": source_id, "label": label, "identity": identity, "outcome": "ok"})
+        # file names carry a source tag as the shared datasets' do; "other" marks one whole source
+        tag = "other" if n in OTHER_SOURCE else "main"
+        raw_rows.append({"id": source_id, "label": label, "identity": identity, "outcome": "ok",
+                         "origin": f"photos/{label}/{tag}__{n}.jpg"})
     write_rows(root / "crop" / "crops.csv", crop_rows, CROP_COLUMNS)
     (root / "scrape").mkdir()
     write_rows(root / "scrape" / "manifest.csv", raw_rows, RAW_COLUMNS)
 
 
-def run_stages(root: Path, overrides: str = "id,action,label,reason\n", **balance_params) -> dict:
+def run_stages(root: Path, overrides: str = "id,action,label,reason\n", split_params: dict | None = None,
+               **balance_params) -> dict:
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump({"dedup": {}, "curate": {"quality": {"min_sharpness": 0.0}},
-                                      "split": {}, "balance": balance_params}))
+                                      "split": split_params or {}, "balance": balance_params}))
     (root / "overrides.csv").write_text(overrides)
     p, r = str(params), str(root)
     dedup.main(["--crops", f"{r}/crop", "--out", f"{r}/dedup", "--metrics", f"{r}/dedup.json",

@@ -86,7 +86,7 @@ def test_metrics_summary_counts_per_class():
 
 def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     make_crops(tmp_path)
-    run_stages(tmp_path)
+    run_stages(tmp_path, split_params={"out_of_domain": ["other__*"]})
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["train"] = {"common": {"epochs": 2, "input_size": 48, "batch_size": 16, "pretrained": "none",
                                   "threads": 1}}
@@ -112,6 +112,10 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     test_rows = [row for row in (tmp_path / "split" / "split.csv").read_text().splitlines()[1:] if ",test," in row]
     assert metrics["test_images"] == len(test_rows) == sum(map(sum, metrics["confusion"]))
     assert metrics["latency_runs"] == 10 and metrics["size_mb"] > 8
+    split_of = [row.split(",")[5] for row in (tmp_path / "split" / "split.csv").read_text().splitlines()[1:]]
+    assert metrics["val"]["images"] == split_of.count("val") > 0 and 0 <= metrics["val"]["macro_f1"] <= 1
+    ood = metrics["out_of_domain"]  # the held-out source, scored on its own
+    assert ood["images"] == split_of.count("ood") == sum(map(sum, ood["confusion"])) == 4
     export_onnx.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
                       f"{r}/onnx", "--params", f"{r}/params.yaml"])
     parity = json.loads((tmp_path / "onnx" / "parity.json").read_text())
@@ -175,6 +179,32 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     text = (tmp_path / "quantization.md").read_text()
     assert "## Targets (deployed models)" in text and "EfficientNet-B0 vs Lite0" in text
     assert "before and after int8" in (tmp_path / "metrics.md").read_text().lower()
+    assert "## Out-of-domain check" in (tmp_path / "metrics.md").read_text()
+
+    # `make release` from a workspace laid out as the DAG lays it out: a loadable model directory and its card
+    from faceocc import release
+
+    work = tmp_path / "workspace"
+    shutil.copytree(tmp_path / "models", work / "models")
+    shutil.copytree(tmp_path / "split", work / "data" / "split")
+    shutil.copytree(tmp_path / "scrape", work / "data" / "scrape")
+    for variant, folder in (("fp32", "eval"), ("fx_int8", "eval_fx"), ("onnx_int8", "eval_int8")):
+        shutil.copytree(tmp_path / folder, work / "reports" / "eval" / "mobilenet_v2" / variant)
+    (work / "reports" / "balance.json").write_text(json.dumps({"strategy": "oversample", "counts": {"face": 9}}))
+    for name in ("scrape", "crop"):
+        (work / "reports" / f"{name}.json").write_text("{}")
+    release.main(["--data", str(tmp_path), "--holdout", "other__*", "--work", str(work), "--out",
+                  str(tmp_path / "release"), "--skip-repro"])
+    released = Classifier.load(tmp_path / "release")
+    assert released.card.variant == "onnx_int8" and released.predict_proba(crops).shape == (3, 4)
+    record = json.loads((tmp_path / "release" / "release.json").read_text())
+    sources = record["data"]["sources"]
+    assert record["out_of_domain"]["images"] == 4 and sources["other"] == {
+        "ood": {"face": 1, "masked": 1, "sunglasses": 1}}
+    assert sources["main"]["ood"] == {"face": 1}  # held out with the other source's photo of the same person
+    assert [c["backbone"] for c in record["candidates"]] == ["mobilenet_v2"]
+    assert (tmp_path / "release" / "confusion_out_of_domain.png").stat().st_size > 0
+    assert "## Out-of-domain check" in (tmp_path / "release" / "README.md").read_text()
 
 
 def _evaluation(backbone, accuracy, latency, size):

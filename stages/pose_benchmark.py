@@ -1,0 +1,177 @@
+"""Stage `pose_benchmark`: head-pose error of each solvePnP method on synthetic ground truth -> reports/pose.md
+and reports/pose.json (DVC metrics). Generic face shapes jittered per face, a camera focal length the estimator
+must guess, landmark noise at stated fractions of the inter-ocular distance.
+
+On real faces (`mtfl`, when the folder exists): MTFL's 5-point annotations and coarse pose labels. MTCNN runs on
+each image; its landmarks are scored against the annotation (normalised mean error), and the yaw of the default
+method, from the annotated and from MTCNN's landmarks, is binned against MTFL's five labels."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from faceocc import pose
+from faceocc.atomic import write_json, write_text
+from faceocc.manifest import read_rows
+from faceocc.pose_eval import (
+    GROSS_DEG,
+    MTFL_POSES,
+    VARIANTS,
+    SyntheticFaces,
+    bin_agreement,
+    choose_default,
+    normalised_mean_error,
+    run_trials,
+    synthetic_faces,
+)
+from stages._common import load_params, setup_logging
+
+log = logging.getLogger("pose_benchmark")
+
+
+@dataclass(frozen=True)
+class PoseBenchmarkParams:
+    faces: int = 500
+    noise_levels: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1)  # landmark noise, fraction of inter-ocular distance
+    max_yaw: float = 60.0
+    max_pitch: float = 30.0
+    max_roll: float = 30.0
+    focal_error: float = 0.2
+    shape_jitter: float = 0.05
+    seed: int = 0
+    mtfl: str = "../shared/datasets/landmarks_mtfl"  # skipped, with a note, when absent
+    mtfl_images: int = 0                  # 0 = every annotated image; N = the first N rows (a quick run)
+    yaw_edges: tuple[float, float] = (15.0, 45.0)  # |yaw| bins: frontal / left-right / profile (fixed, not fitted)
+
+
+POINT_COLUMNS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+def mtfl_figures(root: Path, limit: int, edges: tuple[float, float]) -> dict:
+    """MTCNN landmark error and yaw-bin agreement on MTFL's annotated images."""
+    from faceocc.detection import DetectorConfig, FaceDetector
+    from faceocc.images import ImageDecodeError, load_rgb
+
+    rows = read_rows(root / "annotations.csv")
+    rows = rows[:limit] if limit else rows
+    detector = FaceDetector(DetectorConfig(device="cpu"))
+    truth_yaws, detected_yaws, detected_labels, labels, errors, missed, unreadable = [], [], [], [], {}, 0, 0
+    for row in tqdm(rows, desc="MTFL", unit="image"):
+        truth = np.array([[float(row[f"{c}_x"]), float(row[f"{c}_y"])] for c in POINT_COLUMNS])
+        label = int(row["head_pose"])
+        try:
+            with Image.open(root / row["image"]) as im:
+                size = im.size
+            image = load_rgb(root / row["image"])
+        except (OSError, ImageDecodeError) as err:
+            log.warning("%s: unreadable (%s)", row["image"], err)
+            unreadable += 1
+            continue
+        labels.append(label)
+        truth_pose = pose.estimate(truth, size)
+        truth_yaws.append(truth_pose.yaw if truth_pose else 0.0)
+        # the annotated face is the one whose eyes are nearest the annotation's (images may hold several)
+        faces = detector.detect(image)
+        eyes = truth[:2].mean(axis=0)
+        interocular = float(np.linalg.norm(truth[1] - truth[0]))
+        best = min(faces, key=lambda f: np.linalg.norm(np.mean(f.landmarks[:2], axis=0) - eyes), default=None)
+        if best is None or np.linalg.norm(np.mean(best.landmarks[:2], axis=0) - eyes) > 0.5 * interocular:
+            missed += 1
+            continue
+        points = np.array(best.landmarks)
+        glasses = "glasses" if row["wearing_glasses"] == "yes" else "no glasses"
+        errors.setdefault(glasses, []).append(normalised_mean_error(points, truth))
+        errors.setdefault(MTFL_POSES[label], []).append(errors[glasses][-1])
+        detected = pose.estimate(points, size)
+        if detected is not None:
+            detected_yaws.append(detected.yaw)
+            detected_labels.append(label)
+    every = [e for k, v in errors.items() if k in ("glasses", "no glasses") for e in v]
+    return {"images": len(rows), "unreadable": unreadable, "mtcnn_missed": missed,
+            "landmark_nme": {"all": round(float(np.mean(every)), 4) if every else None,
+                             **{k: round(float(np.mean(v)), 4) for k, v in sorted(errors.items())}},
+            "yaw_bins_annotated_landmarks": bin_agreement(truth_yaws, labels, edges),
+            "yaw_bins_mtcnn_landmarks": bin_agreement(detected_yaws, detected_labels, edges)}
+
+
+def mtfl_markdown(figures: dict, edges: tuple[float, float]) -> list[str]:
+    lines = ["", "## Real faces: MTFL", "",
+             f"{figures['images']} annotated images ({figures['unreadable']} unreadable); MTCNN found the annotated "
+             f"face in {figures['images'] - figures['unreadable'] - figures['mtcnn_missed']}.", "",
+             "MTCNN landmarks against the annotation, normalised mean error (by the annotated inter-ocular distance; "
+             "MTFL has no masked faces, glasses are its only occluder):", "",
+             "| faces | NME |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in figures["landmark_nme"].items() if v is not None]
+    lines += ["", f"Yaw (`{pose.DEFAULT_METHOD}`) binned as MTFL labels: |yaw| <= {edges[0]:g}° frontal, <= "
+              f"{edges[1]:g}° left/right, beyond that profile (edges fixed beforehand, not fitted). The median yaw "
+              "per label shows that MTFL's left is a face turned to the image's left (yaw > 0 here).", "",
+              "| landmarks | faces | exact bin | within one bin | " +
+              " | ".join(f"median yaw {n}" for n in MTFL_POSES.values()) + " |", "|---|---|---|---|" + "---|" * 5]
+    for name, key in (("annotated", "yaw_bins_annotated_landmarks"), ("MTCNN", "yaw_bins_mtcnn_landmarks")):
+        b = figures[key]
+        lines.append(f"| {name} | {b['faces']} | {b['exact']:.1%} | {b['within_one_bin']:.1%} | " +
+                     " | ".join(f"{b['median_yaw'].get(n, float('nan')):+.1f}°" for n in MTFL_POSES.values()) + " |")
+    return lines
+
+
+def markdown(rows: list[dict], params: PoseBenchmarkParams, best: str) -> str:
+    lines = [
+        "# Head pose from five landmarks", "",
+        f"Synthetic ground truth: {params.faces} faces, yaw within ±{params.max_yaw:g}°, pitch ±{params.max_pitch:g}°, "
+        f"roll ±{params.max_roll:g}°, 640x480 images, each face's 3D points scaled per axis by up to "
+        f"±{params.shape_jitter:.0%}, true focal length within ±{params.focal_error:.0%} of the image width the "
+        "estimator assumes. Noise: Gaussian on every point (the chin too), standard deviation = the stated fraction "
+        "of the inter-ocular distance (MTCNN's landmarks are off by about 5-10 % of it on real faces).", "",
+        "Methods (faceocc/pose.py): `sqpnp5` = the five MTCNN landmarks, SQPnP + Levenberg-Marquardt; `chin6` = the "
+        "source document's six points with OpenCV's default iterative solver; `chin6_frontal` = the same, started "
+        "from a frontal face. A *detected* chin is the true chin plus noise (what a landmark model gives on a bare "
+        "face); a *synthesised* chin is placed below the mouth (what a masked face allows).", "",
+        f"| method | noise | MAE yaw | MAE pitch | MAE roll | median worst axis | any axis > {GROSS_DEG:g}° |",
+        "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r["mae"]
+        lines.append(f"| {r['method']} | {r['noise']:.0%} | {m['yaw']:.2f}° | {m['pitch']:.2f}° | {m['roll']:.2f}° | "
+                     f"{r['median_worst_axis']:.2f}° | {r['gross_failures']:.1%} |")
+    lines += ["", f"Best method without a detected chin (masks hide it), by mean MAE over axes and noise levels: "
+              f"`{best}`; the tool's default (`faceocc.pose.DEFAULT_METHOD`) is `{pose.DEFAULT_METHOD}`.",
+              "Published anchor: landmark-based solvePnP on AFLW2000 reaches about 8.7° MAE with ground-truth "
+              "landmarks and 15.7° with dlib's."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", required=True, type=Path, help="reports/pose.json")
+    parser.add_argument("--out", required=True, type=Path, help="reports/pose.md")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    setup_logging()
+    p = load_params("pose_benchmark", PoseBenchmarkParams, args.params)
+    cfg = SyntheticFaces(faces=p.faces, max_yaw=p.max_yaw, max_pitch=p.max_pitch, max_roll=p.max_roll,
+                         focal_error=p.focal_error, shape_jitter=p.shape_jitter, seed=p.seed)
+    rows = run_trials(synthetic_faces(cfg), p.noise_levels, cfg.image_size, p.seed)
+    best = choose_default(rows)
+    if best != pose.DEFAULT_METHOD:
+        log.warning("measured best method %s differs from faceocc.pose.DEFAULT_METHOD %s", best, pose.DEFAULT_METHOD)
+    mtfl_root = Path(p.mtfl)
+    mtfl = mtfl_figures(mtfl_root, p.mtfl_images, p.yaw_edges) if (mtfl_root / "annotations.csv").exists() else None
+    write_json(args.metrics, {"synthetic": {f"{r['method']} @ {r['noise']:g}": {k: r[k] for k in (
+        "mae", "median_worst_axis", "gross_failures", "no_solution")} for r in rows},
+        "best_without_detected_chin": best, "default": pose.DEFAULT_METHOD, "methods": list(VARIANTS),
+        "mtfl": mtfl})
+    text = markdown(rows, p, best)
+    text += "\n".join(mtfl_markdown(mtfl, p.yaw_edges) if mtfl else
+                      ["", "## Real faces: MTFL", "", f"Skipped: no {mtfl_root / 'annotations.csv'}."]) + "\n"
+    write_text(args.out, text)
+    log.info("best %s; wrote %s", best, args.out)
+
+
+if __name__ == "__main__":
+    main()

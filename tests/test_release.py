@@ -1,0 +1,131 @@
+"""The out-of-domain hold-out and `make release`: choosing the released model and writing models/release/."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from test_data_quality import make_crops, run_stages
+
+from faceocc import release
+from faceocc.manifest import read_rows
+
+REQUIREMENT = {"max_size_mb": 15.0, "min_accuracy": 0.9, "max_latency_ms": 6.0}
+
+
+def test_a_held_out_source_leaves_train_val_and_test_with_its_whole_group(tmp_path):
+    make_crops(tmp_path)
+    metrics = run_stages(tmp_path, split_params={"out_of_domain": ["other__*"]})["split"]
+    rows = {r["source_id"]: r for r in read_rows(tmp_path / "split" / "split.csv")}
+    held = {f"{n:016x}" for n in (3, 30, 45)}
+    assert {rows[s]["split"] for s in held} == {"ood"}
+    assert rows[f"{2:016x}"]["split"] == "ood"  # same person as entry 3: the identity group goes with it
+    assert {r["split"] for s, r in rows.items() if s not in held | {f"{2:016x}"}} <= {"train", "val", "test"}
+    assert metrics["totals"]["ood"] == 4 and metrics["counts"]["ood"]["masked"] == 1
+    assert metrics["out_of_domain_patterns"] == ["other__*"] and metrics["cross_split_shared_identities"] == 0
+
+
+def test_without_a_pattern_nothing_is_held_out(tmp_path):
+    make_crops(tmp_path)
+    metrics = run_stages(tmp_path)["split"]
+    assert "ood" not in metrics["totals"] and metrics["out_of_domain_patterns"] == []
+
+
+def _evaluation(backbone, val_f1, latency, size, test_accuracy=0.9, variant="onnx_int8"):
+    return {"backbone": backbone, "variant": variant, "size_mb": size, "latency_ms_p50": latency,
+            "accuracy": test_accuracy, "val": {"images": 10, "accuracy": val_f1, "macro_f1": val_f1}}
+
+
+def test_the_release_is_chosen_by_validation_f1_among_models_inside_the_requirement():
+    evaluations = [_evaluation("mobilenet_v2", 0.95, 1.3, 2.6, test_accuracy=0.99),
+                   _evaluation("efficientnet_lite0", 0.97, 1.4, 3.8, test_accuracy=0.90),
+                   _evaluation("resnet18", 0.99, 6.5, 11.3),            # best F1, but too slow
+                   _evaluation("mobilenet_v2", 1.0, 0.5, 1.0, variant="fp32")]  # not the released variant
+    rows = release.candidates(evaluations, REQUIREMENT)
+    assert [r["backbone"] for r in rows] == ["efficientnet_lite0", "mobilenet_v2", "resnet18"]
+    assert rows[2]["why_not"] == "latency 6.50 ms >= 6" and not rows[2]["eligible"]
+    # Lite0 wins on validation F1 although mobilenet_v2 has the better test accuracy: test never decides
+    assert release.choose(rows)["backbone"] == "efficientnet_lite0"
+
+
+def test_equal_validation_f1_goes_to_the_faster_model():
+    rows = release.candidates([_evaluation("a", 0.95, 2.0, 3.0), _evaluation("b", 0.95, 1.0, 3.0)], REQUIREMENT)
+    assert release.choose(rows)["backbone"] == "b"
+
+
+def test_no_model_inside_the_requirement_stops_the_release_and_says_why():
+    rows = release.candidates([_evaluation("resnet18", 0.99, 3.0, 44.8)], REQUIREMENT)
+    with pytest.raises(SystemExit, match="resnet18: size 44.8 MB >= 15"):
+        release.choose(rows)
+    with pytest.raises(SystemExit, match="no evaluated candidates"):
+        release.choose([])
+
+
+def test_source_tags_come_from_the_file_name_prefix_or_the_root_folder():
+    assert release.source_tag("/data/occlusion4/face/fmd__123.jpg") == "fmd"
+    assert release.source_tag("/data/my_photos/masked/IMG_0001.jpg") == "my_photos"
+    split_rows = [{"source_id": "a", "split": "train", "label": "face"},
+                  {"source_id": "b", "split": "ood", "label": "face"},
+                  {"source_id": "c", "split": "train", "label": "face"}]
+    raw_rows = [{"id": "a", "origin": "r/face/fmd__1.jpg"}, {"id": "b", "origin": "r/face/fdc__2.jpg"},
+                {"id": "c", "origin": "r/face/fmd__3.jpg"}, {"id": "", "origin": "r/face/broken.jpg"}]
+    assert release.source_counts(split_rows, raw_rows) == {"fdc": {"ood": {"face": 1}},
+                                                           "fmd": {"train": {"face": 2}}}
+
+
+def test_release_params_point_the_scrape_at_the_folders_and_hold_the_source_out(tmp_path):
+    params = yaml.safe_load((release.Path(release.__file__).parents[1] / "params.yaml").read_text())
+    out = release.release_params(params, [str(tmp_path / "a"), str(tmp_path / "b")], ["fdc__*"])
+    assert out["scrape"]["source"] == "folder" and out["split"]["out_of_domain"] == ["fdc__*"]
+    assert out["scrape"]["folder"]["roots"] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert params["scrape"]["source"] == "demo" and params["split"]["out_of_domain"] == []  # not changed in place
+    assert {k: v for k, v in out.items() if k not in ("scrape", "split")} == \
+        {k: v for k, v in params.items() if k not in ("scrape", "split")}
+
+
+def test_the_workspace_copy_rewrites_only_changed_files_and_drops_deleted_modules(tmp_path):
+    repo, work = tmp_path / "repo", tmp_path / "work"
+    for rel, text in {"dvc.yaml": "stages: {}\n", "stages/a.py": "A = 1\n", "faceocc/b.py": "B = 1\n",
+                      "faceocc/__pycache__/b.cpython-311.pyc": "x", "curation/overrides.csv": "id\n",
+                      "README.md": "not part of the pipeline\n"}.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    assert sorted(release.copy_pipeline(repo, work)) == ["curation/overrides.csv", "dvc.yaml", "faceocc/b.py",
+                                                         "stages/a.py"]
+    assert release.copy_pipeline(repo, work) == []
+    (repo / "stages" / "a.py").write_text("A = 2\n")
+    (repo / "faceocc" / "b.py").unlink()
+    assert sorted(release.copy_pipeline(repo, work)) == ["faceocc/b.py", "stages/a.py"]
+    assert (work / "stages" / "a.py").read_text() == "A = 2\n" and not (work / "faceocc" / "b.py").exists()
+    assert not (work / "README.md").exists() and not (work / "faceocc" / "__pycache__").exists()
+
+
+def test_a_missing_data_folder_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="nowhere: not a folder"):
+        release.main(["--data", str(tmp_path / "nowhere"), "--work", str(tmp_path / "w")])
+
+
+def test_the_released_model_card_reads_back(tmp_path):
+    record = {
+        "model": {"backbone": "mobilenet_v2", "variant": "onnx_int8", "size_mb": 2.6, "latency_ms_p50": 1.26,
+                  "cpu": "Test CPU"},
+        "chosen_by": "validation macro-F1", "candidates": release.candidates(
+            [_evaluation("mobilenet_v2", 0.97, 1.26, 2.6), _evaluation("resnet18", 0.9, 9.0, 11.3)], REQUIREMENT),
+        "data": {"roots": ["photos"], "out_of_domain_patterns": ["fdc__*"],
+                 "sources": {"fmd": {"train": {"face": 5}, "test": {"face": 2}}, "fdc": {"ood": {"face": 3}}},
+                 "split_totals": {"train": 5, "test": 2, "ood": 3}, "balance": {"strategy": "oversample"}},
+        "test": {"test_images": 2, "accuracy": 1.0, "macro_f1": 1.0,
+                 "per_class": {"face": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2},
+                               "masked": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}}},
+        "out_of_domain": {"images": 3, "accuracy": 2 / 3, "macro_f1": 0.8,
+                          "per_class": {"face": {"precision": 1.0, "recall": 0.667, "f1": 0.8, "support": 3},
+                                        "masked": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}}},
+    }
+    text = release.markdown(record, REQUIREMENT)
+    assert "Out-of-domain check" in text and "out-of-domain accuracy 66.7%" in text
+    assert "| resnet18 | 11.3 | 9.00 | 0.9000 | 0.9000 | no: latency 9.00 ms >= 6 |" in text
+    assert "| source | train: F/M | test: F/M | ood: F/M |" in text and "M = masked" in text
+    assert "| fdc | 0/0 | 0/0 | 3/0 |" in text and "| fmd | 5/0 | 2/0 | 0/0 |" in text
+    assert "| mobilenet_v2 | 90.0% | — | — | — |" in text  # test figures beside the choice, for the record
+    json.dumps(record)  # release.json is plain JSON
