@@ -130,16 +130,16 @@ def source_counts(split_rows: list[dict], raw_rows: list[dict]) -> dict:
             for tag, by_split in sorted(counts.items())}
 
 
-def release_record(workspace: Path, chosen: dict, rows: list[dict], roots: list[str], holdout: list[str]) -> dict:
-    """Everything release.json says, read from the workspace's reports and data."""
+def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: list[str],
+                   holdout: list[str]) -> dict:
+    """Everything release.json says: the chosen model's evaluation, plus the workspace's reports and data."""
     reports = workspace / "reports"
-    evaluation = json.loads((reports / "eval" / chosen["backbone"] / chosen["variant"] / "metrics.json").read_text())
     split_rows = read_rows(workspace / "data" / "split" / "split.csv")
     raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
     balance = json.loads((reports / "balance.json").read_text())
     return {
-        "model": {"backbone": chosen["backbone"], "variant": chosen["variant"], "size_mb": evaluation["size_mb"],
-                  "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu", "")},
+        "model": {"backbone": evaluation["backbone"], "variant": evaluation["variant"],
+                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu", "")},
         "chosen_by": "Validation macro-F1 among the candidates that meet the requirement, then latency",
         "candidates": rows,
         "data": {"roots": list(roots), "out_of_domain_patterns": list(holdout),
@@ -297,7 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     evaluations = [json.loads(p.read_text()) for p in sorted((workspace / "reports" / "eval").glob("*/*/metrics.json"))]
     rows = candidates(evaluations, requirement)
     chosen = choose(rows)
-    record = release_record(workspace, chosen, rows, [str(r) for r in args.data], args.holdout)
+    evaluation = next(e for e in evaluations
+                      if (e["backbone"], e["variant"]) == (chosen["backbone"], chosen["variant"]))
+    record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout)
     write_release(workspace, record, requirement, args.out)
     log.info("released %s %s to %s: val macro-F1 %.4f, test accuracy %.4f%s", chosen["backbone"], chosen["variant"],
              args.out, chosen["val_macro_f1"], record["test"]["accuracy"],

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from faceocc import pose
@@ -67,14 +66,13 @@ def mtfl_figures(root: Path, limit: int, edges: tuple[float, float]) -> dict:
         truth = np.array([[float(row[f"{c}_x"]), float(row[f"{c}_y"])] for c in POINT_COLUMNS])
         label = int(row["head_pose"])
         try:
-            with Image.open(root / row["image"]) as im:
-                size = im.size
             image = load_rgb(root / row["image"])
-        except (OSError, ImageDecodeError) as err:
+        except ImageDecodeError as err:
             log.warning("%s: unreadable (%s)", row["image"], err)
             unreadable += 1
             continue
         labels.append(label)
+        size = (image.shape[1], image.shape[0])
         truth_pose = pose.estimate(truth, size)
         truth_yaws.append(truth_pose.yaw if truth_pose else 0.0)
         # the annotated face is the one whose eyes are nearest the annotation's (images may hold several)
@@ -128,7 +126,7 @@ def markdown(rows: list[dict], params: PoseBenchmarkParams, best: str) -> str:
         f"roll ±{params.max_roll:g}°, 640x480 images, each face's 3D points scaled per axis by up to "
         f"±{params.shape_jitter:.0%}, true focal length within ±{params.focal_error:.0%} of the image width the "
         "estimator assumes. Noise: Gaussian on every point (the chin too), standard deviation = the stated fraction "
-        "of the inter-ocular distance (MTCNN's landmarks are off by about 5-10 % of it on real faces).", "",
+        "of the inter-ocular distance (the MTFL section below measures MTCNN's own).", "",
         "Methods (faceocc/pose.py): `sqpnp5` = the five MTCNN landmarks, SQPnP + Levenberg-Marquardt; `chin6` = the "
         "source document's six points with OpenCV's default iterative solver; `chin6_frontal` = the same, started "
         "from a frontal face. A *detected* chin is the true chin plus noise (what a landmark model gives on a bare "
