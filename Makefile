@@ -7,9 +7,16 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.setup-complete
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-# The released default model (models/release/): the same DAG on real folders, in build/release/ (README).
+# The released models: the same DAG on real folders, in build/release[_TASK]/ (README). TASK=occlusion4 gives
+# models/release/ (faceocc's default), TASK=mask_wearing models/release_mask_wearing/ (faceocc --task mask_wearing).
+TASK ?= occlusion4
+ifeq ($(TASK),mask_wearing)
+DATA ?= ../shared/datasets/mask_detection ../shared/datasets/maskedfacenet_wearing
+HOLDOUT ?=
+else
 DATA ?= ../shared/datasets/occlusion4 ../shared/datasets/occlusion4_extra
 HOLDOUT ?= fdc__*
+endif
 
 .PHONY: setup repro test release clean-venv
 
@@ -33,7 +40,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 release: $(STAMP)
-	$(PY) -m faceocc.release --data $(DATA) --holdout '$(HOLDOUT)' --work build/release --out models/release
+	$(PY) -m faceocc.release --task $(TASK) --data $(DATA) $(if $(HOLDOUT),--holdout '$(HOLDOUT)')
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,9 +7,11 @@ import zlib
 import cv2
 import numpy as np
 
-# RGB; the four occlusion classes first, then a cycle for other tasks' classes
-CLASS_COLOURS = {"face": (40, 180, 40), "masked": (30, 110, 230), "sunglasses": (240, 150, 20),
-                 "mask_sunglasses": (200, 40, 200)}
+from faceocc.tasks import TASKS
+
+# RGB, each task's own (mask wearing as its source drew it: green correct, red none, blue wrong); a cycle for
+# the classes of a model no task names
+CLASS_COLOURS = {c: colour for task in TASKS.values() for c, colour in task.colours.items()}
 _CYCLE = [(230, 60, 60), (60, 200, 200), (160, 160, 40), (120, 80, 200)]
 
 

@@ -43,6 +43,7 @@ class ModelCard:
     params: dict = field(default_factory=dict)
     variant: str = "fp32"                         # fp32 | fx_int8 | onnx_fp32 | onnx_int8
     variant_info: dict = field(default_factory=dict)  # how the variant was made (parity, quantization settings)
+    task: str = ""                                # faceocc/tasks.py; "" in cards older than tasks (classes tell)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

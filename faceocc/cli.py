@@ -25,26 +25,39 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faceocc.classifier import Classifier, ModelFileError
+from faceocc.tasks import TASKS
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "release"
+REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("largest", "any", "all")
 
 
-def load_model(path: Path | None):
-    model_dir = path or DEFAULT_MODEL
+def load_model(path: Path | None, task_name: str | None = None):
+    """The model at `path`, else the task's released one (occlusion4's when no task is named). A model whose
+    card belongs to another task than the one asked for is refused: its labels would be read as the wrong ones."""
+    from faceocc.tasks import task_named, task_of_classes
+
+    task = task_named(task_name or "occlusion4")
+    model_dir = path or REPO / task.release_dir
     if path is None and not (model_dir / "card.json").exists():
-        raise SystemExit(f"faceocc: no default model at {model_dir}; pass --model DIR (after `dvc repro`, for "
-                         "example models/onnx_int8/mobilenet_v2)")
+        raise SystemExit(f"faceocc: no {task.name} model at {model_dir}; pass --model DIR (after `dvc repro`, for "
+                         "example models/onnx_int8/mobilenet_v2)"
+                         + ("" if task.name == "occlusion4" else f", or build it: make release TASK={task.name}"))
     try:
-        return Classifier.load(model_dir)
+        classifier = Classifier.load(model_dir)
     except ModelFileError as err:
         raise SystemExit(f"faceocc: {err}") from None
+    card = classifier.card
+    model_task = card.task or getattr(task_of_classes(card.classes), "name", "")
+    if task_name and model_task != task_name:
+        raise SystemExit(f"faceocc: {model_dir} is a {model_task or 'task-less'} model (classes "
+                         f"{', '.join(card.classes)}), not one for --task {task_name}")
+    return classifier
 
 
 def _predictor(args):
     from faceocc.inference import FacePredictor, FaceRules
 
-    return FacePredictor(load_model(args.model), FaceRules(min_score=args.min_score))
+    return FacePredictor(load_model(args.model, args.task), FaceRules(min_score=args.min_score))
 
 
 def _relative(file: Path, root: Path) -> Path:
@@ -274,7 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--model", type=Path, help="a model directory written by the pipeline (models/<variant>/"
-                       "<backbone>); default: models/release")
+                       "<backbone>); default: the task's released model (models/release for occlusion4)")
+        p.add_argument("--task", choices=sorted(TASKS),
+                       help="occlusion4 (face / masked / sunglasses / mask_sunglasses, the default) or mask_wearing "
+                            "(with_mask / without_mask / mask_weared_incorrect, models/release_mask_wearing); "
+                            "with --model, the model must be one of this task")
         p.add_argument("--min-score", type=float, default=0.9, help="MTCNN face probability to accept (0.9)")
 
     def head_pose(p):

@@ -4,10 +4,15 @@ Every input ends with an outcome: `kept`, `no_face`, `too_small`, `decode_error:
 itself fail on an image) `detect_error: <reason>`; none silently disappears. Detection rates per label are
 counted before and after the second pass, so the gain from the second pass on occluded faces is a measured
 figure, not a hope.
+
+An image whose source annotated its faces (a PascalVOC box, a ROF record) is cut at those boxes instead of
+detected: the annotator saw the masked faces MTCNN misses. Its landmarks are the source's, or else a template
+placed in the box (`landmarks: template` in crops.csv), never a detection pretending to be one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -19,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from faceocc.cropping import CropGeometry, FaceSelection, crop_face, select_faces
-from faceocc.detection import LANDMARK_NAMES, FaceDetector, SecondPassConfig, shrink_to_max_side
+from faceocc.detection import LANDMARK_NAMES, Face, FaceDetector, SecondPassConfig, shrink_to_max_side
 from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.sheets import contact_sheet, draw_points
 
@@ -30,7 +35,11 @@ OUTCOME_COLUMNS = ("id", "label", "file", "outcome", "width", "height", "faces_d
                    "found_in_pass")
 _POINT_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy")
 CROP_COLUMNS = (("crop_id", "source_id", "label", "file", "x1", "y1", "x2", "y2", "probability",
-                 "detection_pass") + _POINT_COLUMNS + tuple(f"crop_{c}" for c in _POINT_COLUMNS))
+                 "detection_pass", "landmarks") + _POINT_COLUMNS + tuple(f"crop_{c}" for c in _POINT_COLUMNS))
+ANNOTATED = "annotation"  # found_in_pass of an image cut at its source's boxes
+# Where MTCNN puts the 5 points inside its own box, on average (fractions of width, height): the stand-in for
+# landmarks of an annotated box that came without any, so alignment and drawing still have points to use.
+TEMPLATE_LANDMARKS = ((0.31, 0.40), (0.69, 0.40), (0.50, 0.59), (0.35, 0.78), (0.65, 0.78))
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,33 @@ class SourceImage:
     label: str
     path: Path
     origin: str = ""  # where the raw image came from (path or URL), for error messages
+    annotated: tuple[Face, ...] | None = None  # the source's own face boxes: cut these, detect nothing
+
+
+@dataclass(frozen=True)
+class AnnotatedFace(Face):
+    """A face the source boxed: detection pass 0, score 1, landmarks from the source or the template."""
+
+    landmarks_from: str = "annotation"  # annotation | template
+
+
+def annotated_faces(annotation: str) -> tuple[Face, ...] | None:
+    """The faces of a raw manifest's `annotation` JSON ([{"box": [x1, y1, x2, y2], "landmarks": [[x, y] * 5]?}]),
+    score 1 and detection pass 0; None when there is no annotation. Without landmarks: the template's."""
+    if not annotation:
+        return None
+    faces = []
+    for entry in json.loads(annotation):
+        box = tuple(float(v) for v in entry["box"])
+        points = entry.get("landmarks")
+        if points and len(points) == len(LANDMARK_NAMES):
+            landmarks, landmarks_from = tuple((float(x), float(y)) for x, y in points), "annotation"
+        else:
+            w, h = box[2] - box[0], box[3] - box[1]
+            landmarks = tuple((box[0] + fx * w, box[1] + fy * h) for fx, fy in TEMPLATE_LANDMARKS)
+            landmarks_from = "template"
+        faces.append(AnnotatedFace(box, 1.0, landmarks, detection_pass=0, landmarks_from=landmarks_from))
+    return tuple(faces) or None
 
 
 @dataclass
@@ -66,16 +102,17 @@ def run_crop(
         decoded, failed = _decode(chunk)
         outcomes.extend(failed)
         start = time.perf_counter()
-        found = _detect_grouped(detector, decoded, batch_size)
+        found = _detect_grouped(detector, [(item, image) for item, image in decoded if item.annotated is None],
+                                batch_size)
         seconds += time.perf_counter() - start
         for item, image in decoded:
-            faces = found[item.id]
+            faces = item.annotated if item.annotated is not None else found[item.id]
             if isinstance(faces, Exception):
                 outcomes.append(_failed_row(item, f"detect_error: {faces}"))
                 continue
             chosen = select_faces(faces, selection)
-            found_in_pass = 1 if chosen.outcome != "no_face" else ""
-            if chosen.outcome == "no_face" and second_pass.enabled:
+            found_in_pass = ANNOTATED if item.annotated is not None else 1 if chosen.outcome != "no_face" else ""
+            if chosen.outcome == "no_face" and second_pass.enabled and item.annotated is None:
                 start = time.perf_counter()
                 try:
                     faces = detector.detect_second_pass(image, second_pass, selection.min_probability)
@@ -159,7 +196,8 @@ def _save_crop(image, face, item: SourceImage, k: int, out_dir: Path, geometry: 
     Image.fromarray(crop).save(out_dir / rel, optimize=False)
     row = {"crop_id": crop_id, "source_id": item.id, "label": item.label, "file": rel.as_posix(),
            "x1": face.box[0], "y1": face.box[1], "x2": face.box[2], "y2": face.box[3],
-           "probability": face.score, "detection_pass": face.detection_pass}
+           "probability": face.score, "detection_pass": face.detection_pass,
+           "landmarks": getattr(face, "landmarks_from", "mtcnn")}
     for name, (x, y), (cx, cy) in zip(LANDMARK_NAMES, face.landmarks, points):
         row.update({f"{name}_x": x, f"{name}_y": y, f"crop_{name}_x": cx, f"crop_{name}_y": cy})
     return row
@@ -180,15 +218,16 @@ def crop_sample_sheet(faces_dir: Path, crops: Sequence[dict], per_label: int = 8
 
 
 def detection_summary(outcomes: Sequence[dict]) -> dict:
-    """Per label and overall: outcome counts and the share of decodable images with a face found
-    by the first pass and after the second (a too-small face counts as found: it was detected)."""
+    """Per label and overall: outcome counts and, of the decodable images left to the detector, the share with a
+    face found by the first pass and after the second (a too-small face counts as found: it was detected)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in outcomes:
         groups[row["label"]].append(row)
         groups["all"].append(row)
     summary = {}
     for label, rows in sorted(groups.items()):
-        decoded = [r for r in rows if not r["outcome"].startswith("decode_error")]
+        annotated = sum(r["found_in_pass"] == ANNOTATED for r in rows)
+        decoded = [r for r in rows if not r["outcome"].startswith("decode_error") and r["found_in_pass"] != ANNOTATED]
         first = sum(r["found_in_pass"] == 1 for r in decoded)
         second = sum(r["found_in_pass"] == 2 for r in decoded)
         counts = Counter(r["outcome"].split(":")[0] for r in rows)
@@ -196,6 +235,7 @@ def detection_summary(outcomes: Sequence[dict]) -> dict:
             "images": len(rows),
             "outcomes": {k: counts.get(k, 0) for k in OUTCOMES},
             "faces_kept": sum(int(r["faces_kept"]) for r in rows),
+            "annotated_images": annotated,  # cut at the source's boxes; the rates below are of detected ones
             "detection_rate_first_pass": round(first / len(decoded), 4) if decoded else 0.0,
             "detection_rate_after_second_pass": round((first + second) / len(decoded), 4) if decoded else 0.0,
         }

@@ -36,6 +36,7 @@ from faceocc.images import encode_png
 from faceocc.manifest import read_rows
 from faceocc.sheets import confusion_image
 from faceocc.splitting import OUT_OF_DOMAIN, SPLITS
+from faceocc.tasks import OCCLUSION4, TASKS, Task, task_named
 
 log = logging.getLogger("release")
 
@@ -71,13 +72,29 @@ def copy_pipeline(repo: Path, workspace: Path) -> list[str]:
     return changed
 
 
-def release_params(params: dict, roots: list[str], holdout: list[str]) -> dict:
-    """The repository's params with the release's data: folder source over `roots`, `holdout` patterns out."""
+TASK_SECTIONS = ("scrape", "curate", "split", "balance", "train")  # the stages whose params name the task
+
+
+def release_params(params: dict, roots: list[str], holdout: list[str], task: Task = OCCLUSION4) -> dict:
+    """The repository's params with the release's data: folder source over `roots`, `holdout` patterns out,
+    every stage on `task`, with the task's own changes to the (occlusion demo's) defaults."""
     out = json.loads(json.dumps(params))  # a deep copy of plain YAML data
+    for section in TASK_SECTIONS:
+        out[section]["task"] = task.name
+    for section, changes in task.release_params.items():
+        _merge(out.setdefault(section, {}), changes)
     out["scrape"]["source"] = "folder"
     out["scrape"].setdefault("folder", {})["roots"] = [str(Path(r).resolve()) for r in roots]
     out["split"]["out_of_domain"] = list(holdout)
     return out
+
+
+def _merge(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = json.loads(json.dumps(value))
 
 
 def candidates(evaluations: list[dict], requirement: dict, variant: str = RELEASED_VARIANT) -> list[dict]:
@@ -131,13 +148,14 @@ def source_counts(split_rows: list[dict], raw_rows: list[dict]) -> dict:
 
 
 def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: list[str],
-                   holdout: list[str]) -> dict:
+                   holdout: list[str], task: str = OCCLUSION4.name) -> dict:
     """Everything release.json says: the chosen model's evaluation, plus the workspace's reports and data."""
     reports = workspace / "reports"
     split_rows = read_rows(workspace / "data" / "split" / "split.csv")
     raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
     balance = json.loads((reports / "balance.json").read_text())
     return {
+        "task": task,
         "model": {"backbone": evaluation["backbone"], "variant": evaluation["variant"],
                   "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu", "")},
         "chosen_by": "Validation macro-F1 among the candidates that meet the requirement, then latency",
@@ -155,17 +173,38 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
     }
 
 
+def end_to_end_record(workspace: Path, model: dict, task: Task) -> dict | None:
+    """The chosen model behind `faceocc predict` on the test split's annotated photos (faceocc/end_to_end.py);
+    None when no test face came from an annotated photo."""
+    from tqdm import tqdm
+
+    from faceocc.classifier import Classifier
+    from faceocc.end_to_end import annotated_test_faces, score_photos
+    from faceocc.inference import FacePredictor
+
+    faces = annotated_test_faces(read_rows(workspace / "data" / "split" / "split.csv"),
+                                 read_rows(workspace / "data" / "scrape" / "manifest.csv"))
+    if not faces:
+        return None
+    classifier = Classifier.load(workspace / "models" / model["variant"] / model["backbone"])
+    predictor = FacePredictor(classifier)
+    with tqdm(total=len(faces), desc="end to end (test photos)", unit="photo") as progress:
+        return score_photos(faces, predictor.predict_image, task.label_of, classifier.classes, progress=progress)
+
+
 def markdown(record: dict, requirement: dict) -> str:
     m, test, ood = record["model"], record["test"], record["out_of_domain"]
+    task = record.get("task", OCCLUSION4.name)
     classes = list(test["per_class"])
     lines = [
-        f"# Released model: {m['backbone']} ({m['variant']})", "",
+        f"# Released {task} model: {m['backbone']} ({m['variant']})", "",
         f"{m['size_mb']:.1f} MB, {m['latency_ms_p50']:.2f} ms per face (batch 1, one thread, median, "
         f"{m['cpu'] or 'this CPU'}). Test accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f} on "
         f"{test['test_images']} crops"
         + (f"; out-of-domain accuracy {ood['accuracy']:.1%}, macro-F1 {ood['macro_f1']:.3f} on {ood['images']} "
            "crops from a source it never saw" if ood else "") + ".", "",
-        "Use: `faceocc predict PHOTO...` (this folder is the default `--model`).", "",
+        ("Use: `faceocc predict PHOTO...` (this folder is the default `--model`)." if task == OCCLUSION4.name else
+         f"Use: `faceocc predict --task {task} PHOTO...` (this folder is that task's default `--model`)."), "",
         "## How it was chosen", "",
         f"Requirement: size < {requirement['max_size_mb']:g} MB, latency < {requirement['max_latency_ms']:g} ms "
         f"per face. {record['chosen_by']}; the test split played no part.", "",
@@ -182,7 +221,9 @@ def markdown(record: dict, requirement: dict) -> str:
     lines += ["", "## Per-class test metrics", "", "| class | precision | recall | F1 | crops |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
               for c, v in test["per_class"].items()]
-    lines += ["", "![test confusion](confusion_test.png)"]
+    lines += ["", "![test confusion](confusion_test.png)", "",
+              "Every backbone and variant (FP32, FX INT8, ONNX FP32, ONNX INT8), with recall per class: "
+              "[report.md](report.md)."]
     if ood:
         lines += ["", "## Out-of-domain check", "",
                   f"Every crop whose file name matches {', '.join(f'`{p}`' for p in record['data']['out_of_domain_patterns'])}"
@@ -191,6 +232,17 @@ def markdown(record: dict, requirement: dict) -> str:
         lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
                   for c, v in ood["per_class"].items() if v["support"]]
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
+    e2e = record.get("end_to_end")
+    if e2e:
+        lines += ["", "## End to end on the test photos", "",
+                  f"`faceocc predict --task {task}` on the {e2e['photos']} annotated photos that hold the test faces: "
+                  "MTCNN finds and frames each face, the model labels it; an annotated face counts as right when a "
+                  f"detection overlaps it (IoU >= {e2e['iou']:g}) and carries its label. {e2e['found']} of "
+                  f"{e2e['faces']} test faces found ({e2e['found_share']:.1%}), {e2e['right']} right "
+                  f"({e2e['accuracy']:.1%}; mean recall over classes {e2e['macro_recall']:.3f}).", "",
+                  "| class | test faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
+                  for c, v in e2e["per_class"].items()]
     split_names = [s for s in SPLITS + (OUT_OF_DOMAIN,) if s in record["data"]["split_totals"]]
     short = {c: "".join(w[0] for w in c.split("_")).upper() for c in classes}  # mask_sunglasses -> MS
     order = "/".join(short[c] for c in classes)
@@ -217,13 +269,26 @@ def markdown(record: dict, requirement: dict) -> str:
     lines += ["", "## Caveats", "",
               f"- The rarest class, {rarest}, has {val_counts.get(rarest, 0)} val crops: one of them moves its F1, "
               "and so the val macro-F1 the choice rests on, by several points. Candidates close on val can differ "
-              "on test; the table above shows how they did.",
-              "- The face and masked classes come mostly from one source whose framing differs by class "
-              "(tight crops vs scenes): in-domain figures can reward that shortcut. The out-of-domain row is the "
-              "honest one.",
-              "- mask_sunglasses has few real photos; most of its training crops are synthetic.",
-              "- Reproduce: `make release DATA=\"...\"` (README, \"The released model\")."]
+              "on test; the table above shows how they did."]
+    lines += TASK_CAVEATS.get(task, [])
+    lines += [f"- Reproduce: `make release TASK={task}` (README, \"The released models\")."]
     return "\n".join(lines) + "\n"
+
+
+TASK_CAVEATS = {
+    "occlusion4": [
+        ("- The face and masked classes come mostly from one source whose framing differs by class (tight crops vs "
+         "scenes): in-domain figures can reward that shortcut. The out-of-domain row is the honest one."),
+        "- mask_sunglasses has few real photos; most of its training crops are synthetic."],
+    "mask_wearing": [
+        ("- Real faces are cut at mask_detection's annotated boxes; `faceocc` cuts at MTCNN's boxes, which frame a "
+         "face a little differently, and MTCNN finds only part of the small masked faces "
+         "(reports/mask_detection.md)."),
+        ("- MaskedFace-Net's pasted-on masks (the `maskedfacenet_wearing` rows) are in train only: the val and test "
+         "figures are on real annotated photos, where mask_weared_incorrect is about 2.5 % of the faces."),
+        ("- Many faces are 20-40 px in their photo, enlarged to the model's input: detail such as an uncovered nose "
+         "tip is a few pixels.")],
+}
 
 
 def _share(value) -> str:
@@ -242,6 +307,9 @@ def write_release(workspace: Path, record: dict, requirement: dict, out: Path) -
         shutil.copytree(model_dir, tmp)
         write_json(tmp / "release.json", record)
         write_text(tmp / "README.md", markdown(record, requirement))
+        report = workspace / "reports" / "metrics.md"
+        if report.is_file():  # the report stage's table of every backbone and variant, per-class recall rows
+            write_bytes(tmp / "report.md", report.read_bytes())
         name = f"{record['model']['backbone']} {record['model']['variant']}"
         write_bytes(tmp / "confusion_test.png", encode_png(confusion_image(
             np.array(record["test"]["confusion"]), classes, f"{name} test")))
@@ -267,8 +335,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="folders of <class>/ sub-folders of images; several pool by class")
     parser.add_argument("--holdout", nargs="*", default=[],
                         help="file-name patterns of a source kept out as the out-of-domain check, e.g. 'fdc__*'")
-    parser.add_argument("--work", type=Path, default=Path("build/release"), help="the release's DVC workspace")
-    parser.add_argument("--out", type=Path, default=Path("models/release"))
+    parser.add_argument("--task", choices=sorted(TASKS), default=OCCLUSION4.name,
+                        help="what the model tells apart (faceocc/tasks.py); its classes name the data's folders")
+    parser.add_argument("--work", type=Path, help="the release's DVC workspace (default build/release[_TASK])")
+    parser.add_argument("--out", type=Path, help="default: the task's release folder (models/release[_TASK])")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--skip-repro", action="store_true",
                         help="choose and write from the workspace as it is (after an interrupted release)")
@@ -278,13 +348,16 @@ def main(argv: list[str] | None = None) -> None:
         if not root.is_dir():
             raise SystemExit(f"{root}: not a folder (DATA must be folders of <class>/ sub-folders)")
     roots = [str(r.resolve()) for r in args.data]
-    workspace = args.work.resolve()
+    task = task_named(args.task)
+    suffix = "" if task is OCCLUSION4 else f"_{task.name}"
+    workspace = (args.work or Path(f"build/release{suffix}")).resolve()
+    out = args.out or Path(task.release_dir)
     params = yaml.safe_load((args.repo / "params.yaml").read_text())
     if not args.skip_repro:
         workspace.mkdir(parents=True, exist_ok=True)
         changed = copy_pipeline(args.repo, workspace)
         log.info("workspace %s: %d pipeline files updated", workspace, len(changed))
-        new_params = yaml.safe_dump(release_params(params, roots, args.holdout), sort_keys=False)
+        new_params = yaml.safe_dump(release_params(params, roots, args.holdout, task), sort_keys=False)
         old_params = workspace / "params.yaml"
         if not old_params.is_file() or old_params.read_text() != new_params:
             write_text(workspace / "params.yaml", new_params)
@@ -299,10 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     chosen = choose(rows)
     evaluation = next(e for e in evaluations
                       if (e["backbone"], e["variant"]) == (chosen["backbone"], chosen["variant"]))
-    record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout)
-    write_release(workspace, record, requirement, args.out)
+    record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout, task.name)
+    record["end_to_end"] = end_to_end_record(workspace, record["model"], task)
+    write_release(workspace, record, requirement, out)
     log.info("released %s %s to %s: val macro-F1 %.4f, test accuracy %.4f%s", chosen["backbone"], chosen["variant"],
-             args.out, chosen["val_macro_f1"], record["test"]["accuracy"],
+             out, chosen["val_macro_f1"], record["test"]["accuracy"],
              f", out-of-domain accuracy {record['out_of_domain']['accuracy']:.4f}" if record["out_of_domain"] else "")
 
 

@@ -90,19 +90,27 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def matched(truth: np.ndarray, detected: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Per ground-truth box: found by a detection at IoU >= threshold, each detection used once (greedy, best
-    overlap first)."""
-    found = np.zeros(len(truth), bool)
+def matched_pairs(truth: np.ndarray, detected: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """(truth index, detection index) pairs at IoU >= threshold, each box used once (greedy, best overlap
+    first)."""
     if not len(truth) or not len(detected):
-        return found
+        return []
     overlaps = iou_matrix(truth, detected)
-    used = set()
+    pairs, used_truth, used_detected = [], set(), set()
     for flat in np.argsort(-overlaps, axis=None):
-        t, d = np.unravel_index(flat, overlaps.shape)
+        t, d = (int(v) for v in np.unravel_index(flat, overlaps.shape))
         if overlaps[t, d] < threshold:
             break
-        if not found[t] and d not in used:
-            found[t] = True
-            used.add(d)
+        if t not in used_truth and d not in used_detected:
+            pairs.append((t, d))
+            used_truth.add(t)
+            used_detected.add(d)
+    return pairs
+
+
+def matched(truth: np.ndarray, detected: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per ground-truth box: found by a detection at IoU >= threshold (matched_pairs' one-to-one matching)."""
+    found = np.zeros(len(truth), bool)
+    for t, _ in matched_pairs(truth, detected, threshold):
+        found[t] = True
     return found

@@ -12,7 +12,6 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from faceocc import CLASSES
 from faceocc.atomic import atomic_path, write_bytes, write_json
 from faceocc.balancing import AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts, render_synthetic
 from faceocc.detection import LANDMARK_NAMES
@@ -20,6 +19,7 @@ from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.seeding import item_seed, seeded_order
 from faceocc.sheets import bar_chart, contact_sheet
+from faceocc.tasks import HasTask, TaskName, check_labels
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("balance")
@@ -38,8 +38,8 @@ class SyntheticParams:
 
 
 @dataclass(frozen=True)
-class BalanceParams:
-    classes: tuple[str, ...] = CLASSES
+class BalanceParams(HasTask):
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
     strategy: Literal["none", "undersample", "oversample"] = "oversample"
     target: int = 0                # oversample: the per-class goal; 0 = the median class count
     augment_ratio: int = 3         # oversample: at most this many augmented copies per image (1:3)
@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("balance", BalanceParams, args.params)
-    for recipe in params.synthetic.recipes:
+    for recipe in params.synthetic.recipes if params.synthetic.enabled else ():  # disabled: another task's, maybe
         if recipe.label not in params.classes or recipe.source not in params.classes:
             raise SystemExit(f"balance.synthetic.recipes: {recipe} names a class outside {list(params.classes)}")
         if recipe.render not in ("masked", "sunglasses"):
             raise SystemExit(f"balance.synthetic.recipes: render must be masked or sunglasses, got {recipe.render!r}")
 
     train = sorted((r for r in read_rows(args.split / "split.csv") if r["split"] == "train"), key=lambda r: r["crop_id"])
+    check_labels((r["label"] for r in train), params.task, "balance")
     landmarks = {r["crop_id"]: np.array([[float(r[f"crop_{n}_x"]), float(r[f"crop_{n}_y"])] for n in LANDMARK_NAMES])
                  for r in read_rows(args.crops / "crops.csv")}
     faces = args.crops / "faces"

@@ -6,6 +6,7 @@ import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from tqdm import tqdm
@@ -13,7 +14,7 @@ from tqdm import tqdm
 from faceocc.atomic import atomic_path, write_bytes, write_json
 from faceocc.cropping import CropGeometry, FaceSelection
 from faceocc.detection import DetectorConfig, FaceDetector, SecondPassConfig
-from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, crop_sample_sheet,
+from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, annotated_faces, crop_sample_sheet,
                                detection_summary, run_crop)
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
@@ -28,6 +29,8 @@ class CropParams:
     second_pass: SecondPassConfig = field(default_factory=SecondPassConfig)
     selection: FaceSelection = field(default_factory=FaceSelection)
     geometry: CropGeometry = field(default_factory=CropGeometry)
+    # use: a face box the source annotated (PascalVOC, ROF) is cut as given, no detection; ignore: detect all
+    annotations: Literal["use", "ignore"] = "use"
     batch_size: int = 8
     threads: int = 2  # torch intra-op threads; results are deterministic for a fixed value
 
@@ -45,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(params.threads)
 
     raw_rows = [r for r in read_rows(args.raw / "manifest.csv") if r["outcome"] == "ok"]
-    images = [SourceImage(r["id"], r["label"], args.raw / r["file"], r["origin"]) for r in raw_rows]
+    images = [SourceImage(r["id"], r["label"], args.raw / r["file"], r["origin"],
+                          annotated_faces(r.get("annotation", "")) if params.annotations == "use" else None)
+              for r in raw_rows]
     detector = FaceDetector(params.detector)
     with atomic_path(args.out) as tmp:
         (tmp / "faces").mkdir(parents=True)

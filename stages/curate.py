@@ -8,12 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceocc import CLASSES
 from faceocc.atomic import atomic_path, write_bytes, write_json
 from faceocc.curation import OverrideError, QualityFilter, curate, read_overrides
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sheets import captioned_grid
+from faceocc.tasks import HasTask, TaskName, check_labels
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("curate")
@@ -24,8 +24,8 @@ OUTCOMES = ("kept", "excluded_by_override", "label_conflict", "too_small", "low_
 
 
 @dataclass(frozen=True)
-class CurateParams:
-    classes: tuple[str, ...] = CLASSES
+class CurateParams(HasTask):
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
     quality: QualityFilter = field(default_factory=QualityFilter)
     sheet_max: int = 240          # crops per class on a review sheet (the first by id)
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
 
     candidates = [{**r, "dedup_outcome": r["outcome"]} for r in read_rows(args.dedup / "items.csv")
                   if r["outcome"] in ("kept", "label_conflict")]
+    check_labels((r["label"] for r in candidates), params.task, "curate")
     rows, unmatched = curate(candidates, overrides, params.quality)
     for override_id in unmatched:
         log.warning("%s: override for %s matches no crop (already dropped as a duplicate, or a typo?)",

@@ -11,7 +11,6 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from faceocc import CLASSES
 from faceocc.acquire import (
     SOURCE_COLUMNS,
     RofLocation,
@@ -26,7 +25,16 @@ from faceocc.downloads import DownloadCache, download_images
 from faceocc.gallery import CrawlLimits, GalleryStart
 from faceocc.images import DEFAULT_MAX_PIXELS, encode_png
 from faceocc.manifest import write_rows
-from faceocc.sources import RAW_COLUMNS, RawStore, list_folder, store_folder
+from faceocc.sources import (
+    RAW_COLUMNS,
+    RawStore,
+    is_voc_root,
+    list_folder,
+    store_folder,
+    store_voc,
+    voc_files,
+)
+from faceocc.tasks import HasTask, TaskName, task_named
 from faceocc.web import Fetcher, WebConfig
 from stages._common import load_params, setup_logging
 
@@ -35,7 +43,8 @@ log = logging.getLogger("scrape")
 
 @dataclass(frozen=True)
 class FolderParams:
-    roots: tuple[str, ...] = ()  # each holds <label>/ sub-folders; several roots pool by label
+    roots: tuple[str, ...] = ()  # each holds <label>/ sub-folders, or is PascalVOC; several roots pool by label
+    voc_context: float = 1.0     # a VOC face is kept with this much of its box's long side around it
 
 
 @dataclass(frozen=True)
@@ -56,9 +65,9 @@ class GalleryParams:
 
 
 @dataclass(frozen=True)
-class ScrapeParams:
+class ScrapeParams(HasTask):
     source: Literal["demo", "folder", "rof", "gallery"] = "demo"
-    classes: tuple[str, ...] = CLASSES
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
     demo: DemoConfig = field(default_factory=DemoConfig)
     folder: FolderParams = field(default_factory=FolderParams)
     rof: RofParams = field(default_factory=RofParams)
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         elif params.source == "folder":
             if not params.folder.roots:
                 raise SystemExit("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
-            store_folder(store, tqdm(list(list_folder(params.folder.roots)), desc="scrape (folder)", unit="file"))
+            scrape_folders(params, store)
         else:
             source_rows = scrape_web(params, store, args.cache)
         write_rows(tmp / "manifest.csv", store.rows, RAW_COLUMNS)
@@ -104,8 +113,25 @@ def main(argv: list[str] | None = None) -> None:
     log.info("%d items: %s; stored per label: %s", len(store.rows), dict(outcomes), dict(stored))
 
 
+def scrape_folders(params: ScrapeParams, store: RawStore) -> None:
+    """Each root is either <label>/ sub-folders or a PascalVOC folder (annotations/ + images/, one item per
+    annotated face); labels pass through the task's aliases (mask_worn_incorrectly -> mask_weared_incorrect)."""
+    task = task_named(params.task)
+    for root in params.folder.roots:
+        if is_voc_root(root):
+            log.info("%s: PascalVOC annotations, one item per annotated face", root)
+            store_voc(store, root, tqdm(voc_files(root), desc=f"scrape (voc {Path(root).name})", unit="file"),
+                      task.label_of, params.folder.voc_context, params.max_pixels)
+        else:
+            files = [(task.label_of(label), path) for label, path in list_folder([root])]
+            store_folder(store, tqdm(files, desc=f"scrape (folder {Path(root).name})", unit="file"))
+
+
 def scrape_demo(config: DemoConfig, store: RawStore) -> None:
-    from faceocc.detection import DetectorConfig, FaceDetector  # torch is only needed here, not for the web
+    from faceocc.detection import (  # torch is only needed here, not for the web
+        DetectorConfig,
+        FaceDetector,
+    )
 
     # landmarks of the portraits place the rendered occluders; MTCNN's defaults find them
     detector = FaceDetector(DetectorConfig(device="cpu"))

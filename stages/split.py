@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from faceocc import CLASSES
 from faceocc.atomic import atomic_path, write_json
 from faceocc.dedup import hamming, near_pairs
 from faceocc.manifest import read_rows, write_rows
@@ -21,8 +20,9 @@ from faceocc.splitting import (
     SPLITS,
     assign_with_holdout,
     group_items,
-    held_out_groups,
+    matching_groups,
 )
+from faceocc.tasks import HasTask, TaskName, check_labels
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("split")
@@ -31,14 +31,17 @@ SPLIT_COLUMNS = ("crop_id", "source_id", "identity", "label", "file", "split", "
 
 
 @dataclass(frozen=True)
-class SplitParams:
-    classes: tuple[str, ...] = CLASSES
+class SplitParams(HasTask):
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
     seed: int = 0
     group_by_identity: bool = True  # keep one person in one split where the source names them (ROF)
     # file-name patterns (fnmatch) of a whole source kept out of train/val/test, e.g. ["fdc__*"]: the split
     # "ood" that evaluate scores separately, a check on a source the model never saw
     out_of_domain: tuple[str, ...] = ()
+    # file-name patterns of images that may only train, never be measured on (e.g. MaskedFace-Net's pasted-on
+    # masks): their groups all go to train, and the ratios apply to the rest
+    train_only: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,12 +61,17 @@ def main(argv: list[str] | None = None) -> None:
     items = [{**r, "identity": raw[r["source_id"]].get("identity", "")}
              for r in read_rows(args.curated / "items.csv") if r["outcome"] == "kept"]
     items.sort(key=lambda r: r["crop_id"])
+    check_labels((r["label"] for r in items), params.task, "split")
     keys = ("source_id", "cluster") + (("identity",) if params.group_by_identity else ())
     groups = group_items(items, keys)
-    held_out = held_out_groups([raw[r["source_id"]]["origin"] for r in items], groups, params.out_of_domain)
-    if params.out_of_domain and not held_out:
-        log.warning("out_of_domain patterns %s matched no kept item", list(params.out_of_domain))
-    splits = assign_with_holdout(items, groups, params.ratios, params.seed, held_out)
+    origins = [raw[r["source_id"]]["origin"] for r in items]
+    held_out = matching_groups(origins, groups, params.out_of_domain)
+    train_only = matching_groups(origins, groups, params.train_only)
+    for name, patterns, matched in (("out_of_domain", params.out_of_domain, held_out),
+                                    ("train_only", params.train_only, train_only)):
+        if patterns and not matched:
+            log.warning("%s patterns %s matched no kept item", name, list(patterns))
+    splits = assign_with_holdout(items, groups, params.ratios, params.seed, held_out, train_only)
     rows = [{**item, "split": s, "group": g} for item, s, g in zip(items, splits, groups)]
 
     hashes = np.array([int(r["phash"], 16) for r in rows], dtype=np.uint64)
@@ -86,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, {
         "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in names},
         "totals": {s: sum(counts[s].values()) for s in names}, "groups": len(set(groups)),
-        "out_of_domain_patterns": list(params.out_of_domain),
+        "out_of_domain_patterns": list(params.out_of_domain), "train_only_patterns": list(params.train_only),
+        "train_only_items": sum(g in train_only for g in groups),
         "cross_split_near_duplicates": cross, "near_duplicate_pairs_within_splits": len(pairs) - cross,
         "cross_split_pairs_within_twice_the_threshold": loose_cross,
         "cross_split_shared_sources": shared["source_id"], "cross_split_shared_identities": shared["identity"],

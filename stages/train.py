@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from dvclive import Live
 
-from faceocc import CLASSES, backbones
+from faceocc import backbones
 from faceocc.atomic import atomic_path
 from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
 from faceocc.images import load_rgb
 from faceocc.manifest import read_rows
+from faceocc.tasks import HasTask, TaskName, check_labels
 from faceocc.training import TrainConfig, train
 from stages._common import load_params, setup_logging
 
@@ -51,8 +52,8 @@ class BackbonesParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    classes: tuple[str, ...] = CLASSES
+class TrainParams(HasTask):
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
     common: TrainConfig = field(default_factory=TrainConfig)
     backbones: BackbonesParams = field(default_factory=BackbonesParams)
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
     train_rows = read_rows(args.balance / "train.csv")
     val_rows = [r for r in read_rows(args.split / "split.csv") if r["split"] == "val"]
+    check_labels((r["label"] for r in train_rows + val_rows), params.task, "train")
     roots = {"crop": args.crops / "faces", "balance": args.balance}
     train_images = [load_rgb(roots[r["root"]] / r["file"]) for r in train_rows]
     val_images = [load_rgb(args.crops / "faces" / r["file"]) for r in val_rows]
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
                        on_epoch)
 
     card = ModelCard(
-        backbone=args.backbone, classes=classes, input_size=config.input_size, mean=spec.mean, std=spec.std,
+        backbone=args.backbone, classes=classes, task=params.task, input_size=config.input_size, mean=spec.mean,
+        std=spec.std,
         crop=json.loads((args.crops / "geometry.json").read_text()), start=start,
         data_sha256=_data_hash(args.balance / "train.csv", args.split / "split.csv"),
         train_counts=dict(sorted(Counter(r["label"] for r in train_rows).items())), best_epoch=result.best_epoch,

@@ -9,11 +9,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from conftest import write_untrained_model
 
 from faceocc import cli
-from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, build
-from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
+from faceocc.classifier import CARD_FILE
 from faceocc.images import encode_png
 
 CLASSES = ("face", "masked", "sunglasses", "mask_sunglasses")
@@ -22,15 +21,7 @@ FACE_KEYS = {"path", "box", "detection_score", "landmarks", "label", "scores"}
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A real (untrained) MobileNetV2 model directory as train writes it: the schema, not the labels, is tested."""
-    path = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model, _ = build("mobilenet_v2", len(CLASSES), "none")
-    save_weights(model.state_dict(), path / WEIGHTS_FILE)
-    card = ModelCard(backbone="mobilenet_v2", classes=CLASSES, input_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                     crop={"size": 112, "margin": 0.2})
-    (path / CARD_FILE).write_text(card.to_json())
-    return path
+    return write_untrained_model(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 @pytest.fixture
@@ -144,7 +135,7 @@ def test_sort_policies(policy, labels, expected):
 
 
 def test_a_missing_default_model_says_what_to_pass(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "release")
+    monkeypatch.setattr(cli, "REPO", tmp_path)
     with pytest.raises(SystemExit, match="pass --model DIR"):
         cli.main(["predict", str(tmp_path)])
 
@@ -270,8 +261,9 @@ class _FakeCamera:
 @pytest.mark.parametrize("stop", ["max_frames", "ctrl_c"])
 def test_a_webcam_index_streams_until_max_frames_or_ctrl_c_and_closes_the_video(stop, astronaut, model_dir, tmp_path,
                                                                                  capsys, monkeypatch):
-    import cv2
     import signal
+
+    import cv2
 
     monkeypatch.setattr(_FakeCamera, "opened", [])
     monkeypatch.setattr(cv2, "VideoCapture", lambda index: _FakeCamera(
@@ -312,9 +304,9 @@ def test_predict_with_pose_adds_angles_and_an_attention_flag_and_draws_axes(phot
 def test_without_model_the_released_model_is_used(astronaut, tmp_path, capsys):
     from faceocc.classifier import ModelCard
 
-    if not (cli.DEFAULT_MODEL / CARD_FILE).exists():
+    if not (cli.REPO / "models/release" / CARD_FILE).exists():
         pytest.skip("no models/release/ in this checkout (make release)")
-    card = ModelCard.read(cli.DEFAULT_MODEL)
+    card = ModelCard.read(cli.REPO / "models/release")
     photo = tmp_path / "portrait.png"
     photo.write_bytes(encode_png(astronaut))
     assert cli.main(["predict", str(photo)]) == 0

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import run_data_stages
 from PIL import Image
 
 from faceocc.balancing import plan_counts
-from faceocc.curation import OverrideError, QualityFilter, curate, read_overrides
 from faceocc.cropping import CropGeometry, crop_face
-from faceocc.dedup import align_face, cluster, hamming, near_pairs, perceptual_hash, pixel_hash
+from faceocc.curation import OverrideError, QualityFilter, curate, read_overrides
+from faceocc.dedup import (
+    align_face,
+    cluster,
+    hamming,
+    near_pairs,
+    perceptual_hash,
+    pixel_hash,
+)
 from faceocc.detection import LANDMARK_NAMES
 from faceocc.facecrops import CROP_COLUMNS
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sources import RAW_COLUMNS
 from faceocc.splitting import assign_splits, group_items
-from stages import balance, curate as curate_stage, dedup, split
 
 CLASSES = ("face", "masked", "sunglasses", "mask_sunglasses")
 # where a 112 px crop of an upright face has its landmarks (what the crop stage records)
@@ -214,18 +220,7 @@ def run_stages(root: Path, overrides: str = "id,action,label,reason\n", split_pa
     params.write_text(yaml.safe_dump({"dedup": {}, "curate": {"quality": {"min_sharpness": 0.0}},
                                       "split": split_params or {}, "balance": balance_params}))
     (root / "overrides.csv").write_text(overrides)
-    p, r = str(params), str(root)
-    dedup.main(["--crops", f"{r}/crop", "--out", f"{r}/dedup", "--metrics", f"{r}/dedup.json",
-                "--sheet", f"{r}/dedup.png", "--params", p])
-    curate_stage.main(["--dedup", f"{r}/dedup", "--crops", f"{r}/crop", "--overrides", f"{r}/overrides.csv",
-                       "--out", f"{r}/curate", "--metrics", f"{r}/curate.json", "--sheets", f"{r}/sheets",
-                       "--params", p])
-    split.main(["--curated", f"{r}/curate", "--dedup", f"{r}/dedup", "--raw", f"{r}/scrape", "--out", f"{r}/split",
-                "--metrics", f"{r}/split.json", "--params", p])
-    balance.main(["--split", f"{r}/split", "--crops", f"{r}/crop", "--out", f"{r}/balance", "--metrics",
-                  f"{r}/balance.json", "--counts", f"{r}/counts.csv", "--chart", f"{r}/counts.png",
-                  "--samples", f"{r}/samples.png", "--params", p])
-    return {name: json.loads((root / f"{name}.json").read_text()) for name in ("dedup", "curate", "split", "balance")}
+    return run_data_stages(root, str(params))
 
 
 @pytest.fixture

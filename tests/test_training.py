@@ -193,6 +193,7 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     (work / "reports" / "balance.json").write_text(json.dumps({"strategy": "oversample", "counts": {"face": 9}}))
     for name in ("scrape", "crop"):
         (work / "reports" / f"{name}.json").write_text("{}")
+    shutil.copy(tmp_path / "metrics.md", work / "reports" / "metrics.md")
     release.main(["--data", str(tmp_path), "--holdout", "other__*", "--work", str(work), "--out",
                   str(tmp_path / "release"), "--skip-repro"])
     released = Classifier.load(tmp_path / "release")
@@ -205,6 +206,8 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     assert [c["backbone"] for c in record["candidates"]] == ["mobilenet_v2"]
     assert (tmp_path / "release" / "confusion_out_of_domain.png").stat().st_size > 0
     assert "## Out-of-domain check" in (tmp_path / "release" / "README.md").read_text()
+    assert record["task"] == released.card.task == "occlusion4"
+    assert (tmp_path / "release" / "report.md").read_text() == (tmp_path / "metrics.md").read_text()
 
 
 def _evaluation(backbone, accuracy, latency, size):

@@ -1,0 +1,96 @@
+"""The tasks the DAG can train: each a fixed class list, the colours its boxes are drawn in, and the other
+spellings its data sources use for those classes.
+
+Stages name a task (`task:` in their params section) instead of repeating a class list, so one switch moves the
+whole DAG from the occlusion classes to mask wearing, and a model card says which task its classes belong to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from faceocc import CLASSES
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    classes: tuple[str, ...]
+    colours: dict = field(default_factory=dict)   # class -> RGB for annotated pictures
+    aliases: dict = field(default_factory=dict)   # a source's folder / VOC class name -> the class here
+    release_dir: str = "models/release"           # the released model `faceocc --task NAME` uses by default
+    # params the release of this task changes from params.yaml's (which are the occlusion demo's): section ->
+    # key path -> value; plain data so release.py can write them into the workspace's params.yaml
+    release_params: dict = field(default_factory=dict)
+
+    def label_of(self, name: str) -> str:
+        """The class a source's name for it stands for (itself when the source spells it the same)."""
+        return self.aliases.get(name, name)
+
+
+OCCLUSION4 = Task(
+    name="occlusion4",
+    classes=CLASSES,
+    colours={"face": (40, 180, 40), "masked": (30, 110, 230), "sunglasses": (240, 150, 20),
+             "mask_sunglasses": (200, 40, 200)},
+)
+
+# The second source document's classes, spelled as mask_detection's annotations spell them. Its colours: green
+# for a mask worn correctly, red for none, blue for one worn wrongly.
+MASK_WEARING = Task(
+    name="mask_wearing",
+    classes=("with_mask", "without_mask", "mask_weared_incorrect"),
+    colours={"with_mask": (40, 180, 40), "without_mask": (220, 40, 40), "mask_weared_incorrect": (40, 80, 230)},
+    aliases={"mask_worn_incorrectly": "mask_weared_incorrect", "mask_worn_incorrect": "mask_weared_incorrect",
+             "incorrect_mask": "mask_weared_incorrect", "no_mask": "without_mask", "mask": "with_mask"},
+    release_dir="models/release_mask_wearing",
+    release_params={
+        # mask_detection's faces are small (median short side of an incorrect box: 24 px): 20 px is MTCNN's own
+        # minimum; the sharpness floor is for web photos, and an enlarged 20 px face is soft by nature
+        "curate": {"quality": {"min_face_px": 20, "min_sharpness": 0.0}},
+        "crop": {"selection": {"min_face_px": 20}},
+        # MaskedFace-Net's pasted-on masks add to training only: its README says not to measure a model on them
+        # 59 real incorrectly worn masks of >= 20 px: a 15 % test share would be 9 faces, 20 % is 12
+        "split": {"train_only": ["*_Mask.jpg", "*_Mask_*.jpg"], "ratios": [0.6, 0.2, 0.2]},
+        # the median class count (about 230) would throw away 5 of every 6 correctly masked faces; occluders
+        # drawn onto faces make the occlusion task's synthetic classes, none of these
+        "balance": {"synthetic": {"enabled": False, "recipes": []}, "target": 600},
+    },
+)
+
+TASKS = {t.name: t for t in (OCCLUSION4, MASK_WEARING)}
+
+
+def task_named(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; the tasks are {sorted(TASKS)}") from None
+
+
+def task_of_classes(classes: tuple[str, ...]) -> Task | None:
+    """The task whose class list this is (a model card written before cards named their task)."""
+    return next((t for t in TASKS.values() if t.classes == tuple(classes)), None)
+
+
+TaskName = Literal["occlusion4", "mask_wearing"]  # the keys of TASKS, for typed params
+
+
+class HasTask:
+    """Mixin for a stage's params dataclass with a `task` field: its class list."""
+
+    task: str
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return task_named(self.task).classes
+
+
+def check_labels(labels, task_name: str, stage: str) -> None:
+    """SystemExit in one line when a stage's input holds labels outside its task: the stages' `task` values
+    disagree (e.g. `dvc exp run -S scrape.task=...` changes one stage only)."""
+    strays = sorted(set(labels) - set(task_named(task_name).classes))
+    if strays:
+        raise SystemExit(f"{stage}.task is {task_name}, but its input has labels {strays}: give every stage the "
+                         "same task (params.yaml: scrape, curate, split, balance, train)")
