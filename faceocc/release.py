@@ -245,6 +245,8 @@ def markdown(record: dict, requirement: dict) -> str:
                   for c, v in e2e["per_class"].items()]
     split_names = [s for s in SPLITS + (OUT_OF_DOMAIN,) if s in record["data"]["split_totals"]]
     short = {c: "".join(w[0] for w in c.split("_")).upper() for c in classes}  # mask_sunglasses -> MS
+    if len(set(short.values())) < len(short):  # with_mask and without_mask would both be WM
+        short = {c: c for c in classes}
     order = "/".join(short[c] for c in classes)
     lines += ["", "## Data", "", "Roots: " + ", ".join(f"`{r}`" for r in record["data"]["roots"])
               + ". Face crops per source (file-name tag) after detection, dedup and curation, as "

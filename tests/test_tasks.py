@@ -281,3 +281,4 @@ def test_a_mask_wearing_release_readme_says_how_to_use_it_and_shows_the_end_to_e
     assert text.startswith("# Released mask_wearing model") and "faceocc predict --task mask_wearing" in text
     assert "## End to end on the test photos" in text and "| mask_weared_incorrect | 10 | 7 | 6 | 0.600 | 0.857 |" in text
     assert "pasted-on masks" in text and "make release TASK=mask_wearing" in text
+    assert "as with_mask/without_mask/mask_weared_incorrect" in text  # WM and WM would not tell them apart
