@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faceocc.classifier import Classifier, ModelFileError
-from faceocc.tasks import TASKS
+from faceocc.tasks import TASKS, task_named, task_of_classes
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("largest", "any", "all")
@@ -34,8 +34,6 @@ POLICIES = ("largest", "any", "all")
 def load_model(path: Path | None, task_name: str | None = None):
     """The model at `path`, else the task's released one (occlusion4's when no task is named). A model whose
     card belongs to another task than the one asked for is refused: its labels would be read as the wrong ones."""
-    from faceocc.tasks import task_named, task_of_classes
-
     task = task_named(task_name or "occlusion4")
     model_dir = path or REPO / task.release_dir
     if path is None and not (model_dir / "card.json").exists():
