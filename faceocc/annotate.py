@@ -41,7 +41,7 @@ def draw_predictions(image: np.ndarray, records: list[dict], classes: tuple[str,
                     cv2.LINE_AA)
         for x, y in r.get("landmarks") or []:
             cv2.circle(out, (int(round(x)), int(round(y))), thickness, colour, -1)
-        if r.get("pose") and r.get("landmarks"):
+        if r.get("pose"):
             _draw_pose(out, r, thickness, scale, (x1, y2))
     return out
 
@@ -50,18 +50,11 @@ AXIS_COLOURS = {"x": (230, 40, 40), "y": (40, 200, 40), "z": (40, 90, 240)}  # R
 
 
 def _draw_pose(out: np.ndarray, record: dict, thickness: int, scale: float, corner: tuple[int, int]) -> None:
-    """The head's axes from the nose tip, the angles under the box, ATTENTION in red when the head is turned."""
-    from faceocc import pose
-
-    size = (out.shape[1], out.shape[0])
-    estimate = pose.estimate(record["landmarks"], size)
-    if estimate is not None:
-        width = record["box"][2] - record["box"][0]
-        # axis length: half the face's width, in the model's millimetres at the estimated distance
-        length = 0.5 * width * estimate.tvec[2] / pose.camera_matrix(*size)[0, 0]
-        for name, (a, b) in pose.axis_lines(estimate, size, length).items():
-            cv2.arrowedLine(out, a, b, AXIS_COLOURS[name], thickness, cv2.LINE_AA, tipLength=0.2)
+    """The head's axes from the nose tip (as faceocc.pose.add_pose placed them), the angles under the box,
+    ATTENTION in red when the head is turned."""
     p = record["pose"]
+    for name, (a, b) in (p.get("axes") or {}).items():
+        cv2.arrowedLine(out, tuple(a), tuple(b), AXIS_COLOURS[name], thickness, cv2.LINE_AA, tipLength=0.2)
     text = f"yaw {p['yaw']:.0f} pitch {p['pitch']:.0f} roll {p['roll']:.0f}" + (" ATTENTION" if p["attention"] else "")
     (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.putText(out, text, (corner[0], min(out.shape[0] - 2, corner[1] + th + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale,

@@ -14,7 +14,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from faceocc.occlusion import occlude
+from faceocc.occlusion import draw
 
 STRATEGIES = ("none", "undersample", "oversample")
 
@@ -95,10 +95,38 @@ def plan_counts(counts: dict[str, int], strategy: str, target: int = 0, augment_
 class SyntheticRecipe:
     label: str       # the class the new images belong to
     source: str      # the class of the real faces drawn on
-    render: str      # what is drawn: masked (a mask) or sunglasses
+    render: str      # what is drawn (faceocc.occlusion.RENDERS): masked, sunglasses, or mask_low (worn wrongly)
     count: int       # at most this many (one per source face)
 
 
-def render_synthetic(image: np.ndarray, landmarks: np.ndarray, render: str, seed: int) -> np.ndarray:
-    """Draw a random-styled occluder of kind `render` onto a face crop at its landmarks."""
-    return occlude(image, landmarks, render, np.random.default_rng(seed))
+def render_synthetic(image: np.ndarray, landmarks: np.ndarray, render: str, seed: int,
+                     source_px: float | None = None) -> np.ndarray:
+    """Draw a random-styled occluder of kind `render` onto a face crop at its landmarks, then bring the crop back to
+    the detail of its source (`source_px`: how many source pixels the crop's side came from).
+
+    A 25 px face enlarged to a 112 px crop is soft; an occluder drawn sharp on it would let a model tell synthetic
+    from real faces by sharpness alone, and on mask-wearing's small faces that is most of them.
+    """
+    drawn = draw(image, landmarks, render, np.random.default_rng(seed))
+    return match_resolution(drawn, source_px) if source_px else drawn
+
+
+def match_resolution(image: np.ndarray, source_px: float) -> np.ndarray:
+    """Shrink a crop to the side it had in its source and enlarge it back as the crop stage did (cubic): a no-op
+    for crops that were shrunk, not enlarged."""
+    h, w = image.shape[:2]
+    scale = source_px / h
+    if scale >= 1.0 or round(w * scale) < 2 or round(h * scale) < 2:
+        return image
+    shrunk = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(shrunk, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def source_side(source_points: np.ndarray, crop_points: np.ndarray, crop_side: int) -> float | None:
+    """How many source pixels a crop's side spans, from the same landmarks in both frames (their spread's ratio);
+    None when the landmarks coincide."""
+    spread_source = float(np.linalg.norm(source_points - source_points.mean(0)))
+    spread_crop = float(np.linalg.norm(crop_points - crop_points.mean(0)))
+    if spread_source < 1e-6 or spread_crop < 1e-6:
+        return None
+    return crop_side * spread_source / spread_crop

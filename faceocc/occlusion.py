@@ -8,7 +8,7 @@ Styles are plain frozen values, drawn from a seeded generator, so a rendering is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
 import cv2
@@ -16,6 +16,8 @@ import numpy as np
 
 Landmarks = Sequence[Sequence[float]]  # 5 (x, y): left eye, right eye, nose, mouth left, mouth right
 OCCLUSIONS = ("masked", "sunglasses", "mask_sunglasses")
+# what a synthetic recipe may draw: a mask worn properly, sunglasses, or a mask worn low (mask-wearing's incorrect)
+RENDERS = ("masked", "sunglasses", "mask_low")
 
 _SUBPIXEL_BITS = 4  # cv2 polygon coordinates in 1/16 px, anti-aliased edges
 
@@ -93,6 +95,33 @@ def occlude(image: np.ndarray, landmarks: Landmarks, kind: str, rng: np.random.G
     if kind in ("sunglasses", "mask_sunglasses"):
         out = render_sunglasses(out, landmarks, random_glasses_style(rng))
     return out
+
+
+def low_mask_style(landmarks: Landmarks, rng: np.random.Generator) -> MaskStyle:
+    """A random mask worn wrongly, in the two ways MaskedFace-Net's incorrect images wear it: pulled below the
+    nose (nostrils free, mouth and chin covered; 70 %), or down on the chin (nose and mouth free).
+
+    The top edge is placed from this face's own nose landmark, so the nose stays visible whatever the face's
+    proportions; the rest of the style (shape, colour, pleats) is a normal random mask's.
+    """
+    frame = _FaceFrame(landmarks, 0.0)
+    nose = frame.nose_y / frame.mouth_y  # nose tip, as a fraction of the eye-to-mouth distance
+    style = random_mask_style(rng)
+    if rng.random() < 0.7:
+        top = nose + float(rng.uniform(0.1, 0.25))    # the outline's peak sits 0.06 above: just under the nose tip
+    else:
+        top = float(rng.uniform(1.12, 1.25))          # under the lower lip
+    # pulled down onto the jaw a mask spreads wider than over the nose: cheek to cheek on mask_detection's faces
+    return replace(style, top=top, bottom=max(style.bottom, top + 0.7), width=float(rng.uniform(1.05, 1.3)))
+
+
+def draw(image: np.ndarray, landmarks: Landmarks, render: str, rng: np.random.Generator) -> np.ndarray:
+    """Render one of RENDERS with a random style: what the balance stage's synthetic recipes draw."""
+    if render not in RENDERS:
+        raise ValueError(f"unknown render {render!r}; valid: {list(RENDERS)}")
+    if render == "mask_low":
+        return render_mask(image, landmarks, low_mask_style(landmarks, rng))
+    return occlude(image, landmarks, render, rng)
 
 
 class _FaceFrame:

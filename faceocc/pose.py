@@ -161,8 +161,9 @@ def attention(angles: dict, max_yaw: float, max_pitch: float) -> bool:
 
 def add_pose(records: list[dict], image_size: tuple[int, int], max_yaw: float, max_pitch: float,
              method: str = DEFAULT_METHOD) -> list[dict]:
-    """Records (faceocc predict / video) with `pose`: {yaw, pitch, roll, attention} for every face with
-    landmarks; `pose: null` where the solver found none. Records without landmarks (crops) are left as they are."""
+    """Records (faceocc predict / video) with `pose`: {yaw, pitch, roll, attention, axes} for every face with
+    landmarks (axes: the head's x / y / z axes as image segments from the nose tip, half the face's width long, for
+    drawing); `pose: null` where the solver found none. Records without landmarks (crops) are left as they are."""
     out = []
     for r in records:
         if r.get("landmarks") is None:
@@ -173,5 +174,8 @@ def add_pose(records: list[dict], image_size: tuple[int, int], max_yaw: float, m
             out.append({**r, "pose": None})
             continue
         angles = estimate_.angles()
-        out.append({**r, "pose": {**angles, "attention": attention(angles, max_yaw, max_pitch)}})
+        # half the face's width in the model's millimetres at the estimated distance
+        length = 0.5 * (r["box"][2] - r["box"][0]) * estimate_.tvec[2] / camera_matrix(*image_size)[0, 0]
+        axes = {name: [list(a), list(b)] for name, (a, b) in axis_lines(estimate_, image_size, length).items()}
+        out.append({**r, "pose": {**angles, "attention": attention(angles, max_yaw, max_pitch), "axes": axes}})
     return out

@@ -13,10 +13,12 @@ import numpy as np
 from tqdm import tqdm
 
 from faceocc.atomic import atomic_path, write_bytes, write_json
-from faceocc.balancing import AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts, render_synthetic
+from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts,
+                               render_synthetic, source_side)
 from faceocc.detection import LANDMARK_NAMES
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
+from faceocc.occlusion import RENDERS
 from faceocc.seeding import item_seed, seeded_order
 from faceocc.sheets import bar_chart, contact_sheet
 from faceocc.tasks import HasTask, TaskName, check_labels
@@ -64,20 +66,22 @@ def main(argv: list[str] | None = None) -> None:
     for recipe in params.synthetic.recipes if params.synthetic.enabled else ():  # disabled: another task's, maybe
         if recipe.label not in params.classes or recipe.source not in params.classes:
             raise SystemExit(f"balance.synthetic.recipes: {recipe} names a class outside {list(params.classes)}")
-        if recipe.render not in ("masked", "sunglasses"):
-            raise SystemExit(f"balance.synthetic.recipes: render must be masked or sunglasses, got {recipe.render!r}")
+        if recipe.render not in RENDERS:
+            raise SystemExit(f"balance.synthetic.recipes: render must be one of {list(RENDERS)}, got {recipe.render!r}")
 
     train = sorted((r for r in read_rows(args.split / "split.csv") if r["split"] == "train"), key=lambda r: r["crop_id"])
     check_labels((r["label"] for r in train), params.task, "balance")
-    landmarks = {r["crop_id"]: np.array([[float(r[f"crop_{n}_x"]), float(r[f"crop_{n}_y"])] for n in LANDMARK_NAMES])
-                 for r in read_rows(args.crops / "crops.csv")}
+    crop_rows = read_rows(args.crops / "crops.csv")
+    landmarks = {r["crop_id"]: _points(r, "crop_") for r in crop_rows}
+    source_points = {r["crop_id"]: _points(r, "") for r in crop_rows}
     faces = args.crops / "faces"
     originals = [{"id": r["crop_id"], "label": r["label"], "kind": "original", "root": "crop", "file": r["file"],
                   "origin": r["crop_id"], "recipe": ""} for r in train]
 
     with atomic_path(args.out) as tmp:
         (tmp / "images").mkdir(parents=True)
-        synthetic = make_synthetic(params, originals, landmarks, faces, tmp) if params.synthetic.enabled else []
+        synthetic = (make_synthetic(params, originals, landmarks, source_points, faces, tmp)
+                     if params.synthetic.enabled else [])
         pools = {c: [o for o in originals if o["label"] == c] + [s for s in synthetic if s["label"] == c]
                  for c in params.classes}
         plans = plan_counts({c: len(p) for c, p in pools.items()}, params.strategy, params.target,
@@ -119,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     log.info("train per class before %s, after %s (%s)", dict(before), dict(after), dict(kinds))
 
 
+def _points(row: dict, prefix: str) -> np.ndarray:
+    return np.array([[float(row[f"{prefix}{n}_x"]), float(row[f"{prefix}{n}_y"])] for n in LANDMARK_NAMES])
+
+
 def sample_sheet(final: list[dict], faces: Path, out: Path):
     """What the generated training images look like: a band per synthetic recipe, one of augmented copies."""
     bands = []
@@ -131,8 +139,10 @@ def sample_sheet(final: list[dict], faces: Path, out: Path):
     return contact_sheet(bands or [("no synthetic or augmented images", [])], tile=96)
 
 
-def make_synthetic(params: BalanceParams, originals: list[dict], landmarks: dict, faces: Path, out: Path) -> list[dict]:
-    """Occluders drawn onto real training faces of other classes, each source face used at most once per recipe."""
+def make_synthetic(params: BalanceParams, originals: list[dict], landmarks: dict, source_points: dict, faces: Path,
+                   out: Path) -> list[dict]:
+    """Occluders drawn onto real training faces of other classes, each source face used at most once per recipe,
+    each blurred back to the detail its face had in the source photo."""
     made = []
     for recipe in params.synthetic.recipes:
         sources = seeded_order([o["id"] for o in originals if o["label"] == recipe.source], params.seed,
@@ -141,7 +151,9 @@ def make_synthetic(params: BalanceParams, originals: list[dict], landmarks: dict
         tag = f"{recipe.render}_on_{recipe.source}"
         for source_id in tqdm(sources, desc=f"balance: {tag}", unit="img"):
             image = load_rgb(faces / by_id[source_id]["file"])
-            drawn = render_synthetic(image, landmarks[source_id], recipe.render, item_seed(params.seed, tag, source_id))
+            source_px = source_side(source_points[source_id], landmarks[source_id], image.shape[0])
+            drawn = render_synthetic(image, landmarks[source_id], recipe.render, item_seed(params.seed, tag, source_id),
+                                     source_px)
             item_id = f"{source_id}_syn_{tag}"
             file = f"images/{recipe.label}/{item_id}.png"
             write_bytes(out / file, encode_png(drawn))

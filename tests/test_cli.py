@@ -290,7 +290,13 @@ def test_predict_with_pose_adds_angles_and_an_attention_flag_and_draws_axes(phot
     assert cli.main(["predict", str(portrait), "--model", str(model_dir), "--pose", "--attention-yaw", "1",
                      "--annotate", str(tmp_path / "posed")]) == 0
     faces = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert faces and all(set(f["pose"]) == {"yaw", "pitch", "roll", "attention"} for f in faces)
+    assert faces and all(set(f["pose"]) == {"yaw", "pitch", "roll", "attention", "axes"} for f in faces)
+    axes = faces[0]["pose"]["axes"]  # drawn as given: three arrows from the nose tip, as long as half the face
+    nose, eyes = np.array(faces[0]["landmarks"][2]), np.array(faces[0]["landmarks"][:2])
+    assert {tuple(a) for a, _ in axes.values()} == {tuple(axes["x"][0])}
+    assert np.linalg.norm(np.array(axes["x"][0]) - nose) < 0.3 * np.linalg.norm(eyes[1] - eyes[0])
+    width = faces[0]["box"][2] - faces[0]["box"][0]
+    assert 0.35 * width < np.linalg.norm(np.subtract(axes["x"][1], axes["x"][0])) < 0.65 * width  # a frontal face
     yaw, pitch = faces[0]["pose"]["yaw"], faces[0]["pose"]["pitch"]
     # a portrait facing the camera; pitch is not checked: her broad smile lifts the mouth corners, which five
     # landmarks read as a head tilted down (reports/pose.md)

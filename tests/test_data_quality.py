@@ -12,7 +12,7 @@ import yaml
 from conftest import run_data_stages
 from PIL import Image
 
-from faceocc.balancing import plan_counts
+from faceocc.balancing import match_resolution, plan_counts, source_side
 from faceocc.cropping import CropGeometry, crop_face
 from faceocc.curation import OverrideError, QualityFilter, curate, read_overrides
 from faceocc.dedup import (
@@ -179,8 +179,9 @@ OTHER_SOURCE = {3, 30, 45}  # entries from a second source: a face (whose identi
                              # a sunglasses one
 
 
-def make_crops(root: Path) -> None:
-    """A crop-stage output: distinct pictures per class, plus copies a scraped set has."""
+def make_crops(root: Path, source_scale: float = 1.0) -> None:
+    """A crop-stage output: distinct pictures per class, plus copies a scraped set has. `source_scale`: source
+    pixels per crop pixel (0.25: each crop was enlarged 4x from its photo)."""
     faces, crop_rows, raw_rows = root / "crop" / "faces", [], []
     seed = 100
     entries = []  # (label, image, identity, probability, face_px)
@@ -203,7 +204,8 @@ def make_crops(root: Path) -> None:
                "x1": 10, "y1": 10, "x2": 10 + face_px, "y2": 10 + face_px * 1.2, "probability": probability,
                "detection_pass": 1}
         for name, (x, y) in zip(LANDMARK_NAMES, CROP_LANDMARKS):
-            row.update({f"{name}_x": x, f"{name}_y": y, f"crop_{name}_x": x, f"crop_{name}_y": y})
+            row.update({f"{name}_x": x * source_scale, f"{name}_y": y * source_scale, f"crop_{name}_x": x,
+                        f"crop_{name}_y": y})
         crop_rows.append(row)
         # file names carry a source tag as the shared datasets' do; "other" marks one whole source
         tag = "other" if n in OTHER_SOURCE else "main"
@@ -275,6 +277,35 @@ def test_balance_grows_the_rare_class_with_synthetic_and_augmented_train_images_
     assert len(set(after.values())) == 1  # oversample to the median: every class at the same count
     # the split's val/test rows are untouched by balancing: only originals, as split.csv lists them
     assert all(r["split"] in ("train", "val", "test") for r in split_rows)
+
+
+def _detail(image: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def test_a_crops_source_side_is_read_from_its_landmarks_in_both_frames():
+    crop_points = np.array(CROP_LANDMARKS, float)
+    assert source_side(crop_points * 0.25 + 40, crop_points, 112) == pytest.approx(28)
+    assert source_side(np.zeros((5, 2)), crop_points, 112) is None  # no spread: no scale to read
+
+
+def test_matching_resolution_softens_an_enlarged_crop_and_leaves_a_shrunk_one_alone():
+    sharp = np.random.default_rng(3).integers(0, 255, (112, 112, 3), dtype=np.uint8)  # detail at every pixel
+    assert match_resolution(sharp, 300) is sharp
+    soft = match_resolution(sharp, 28)
+    assert soft.shape == sharp.shape and _detail(soft) < 0.3 * _detail(sharp)
+
+
+def test_synthetic_occluders_are_drawn_at_the_detail_of_a_small_source_face(tmp_path):
+    synthetic = []
+    for run, scale in (("sharp", 1.0), ("small", 0.25)):
+        make_crops(tmp_path / run, source_scale=scale)
+        run_stages(tmp_path / run)
+        rows = [r for r in read_rows(tmp_path / run / "balance" / "train.csv") if r["kind"] == "synthetic"]
+        synthetic.append({r["id"]: np.asarray(Image.open(tmp_path / run / "balance" / r["file"])) for r in rows})
+    assert synthetic[0].keys() == synthetic[1].keys() and synthetic[0]
+    for item_id, sharp in synthetic[0].items():  # the same occluder on the same face, but from a 28 px photo face
+        assert _detail(synthetic[1][item_id]) < 0.5 * _detail(sharp)
 
 
 def test_same_seed_same_bytes_and_another_strategy_other_counts(tmp_path):

@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from faceocc.occlusion import (GlassesStyle, MaskStyle, occlude, random_glasses_style, random_mask_style,
-                               render_mask, render_sunglasses)
+from faceocc.occlusion import (GlassesStyle, MaskStyle, draw, low_mask_style, occlude, random_glasses_style,
+                               random_mask_style, render_mask, render_sunglasses)
 
 # Fixed 5 points on a 200x200 canvas: eyes at y=80, nose at y=105, mouth at y=130.
 POINTS = ((80.0, 80.0), (120.0, 80.0), (100.0, 105.0), (85.0, 130.0), (115.0, 130.0))
@@ -76,3 +76,26 @@ def test_unknown_occlusion_is_refused(canvas):
 def test_face_off_the_canvas_leaves_the_image_unchanged(canvas):
     far = [(x + 1000, y) for x, y in POINTS]
     assert np.array_equal(render_sunglasses(canvas, far, GlassesStyle()), canvas)
+
+
+def test_a_mask_worn_low_leaves_the_nose_free_and_covers_the_chin(canvas):
+    chin = (100, 150)
+    mouth_covered = []
+    for seed in range(40):
+        out = draw(canvas, POINTS, "mask_low", np.random.default_rng(seed))
+        assert not _changed(canvas, out, POINTS[2], radius=1), seed  # the nose tip stays in view
+        assert _changed(canvas, out, chin), seed
+        mouth_covered.append(_changed(canvas, out, (100, 131), radius=0))
+    # both ways of wearing it wrongly: under the nose (mouth covered) and down on the chin (mouth free)
+    assert 0.5 < np.mean(mouth_covered) < 0.9
+
+
+def test_a_low_mask_follows_this_faces_nose_not_a_fixed_height():
+    long_nose = [*POINTS[:2], (100.0, 118.0), *POINTS[3:]]
+    tops = [(low_mask_style(points, np.random.default_rng(1)).top) for points in (POINTS, long_nose)]
+    assert tops[1] - tops[0] == pytest.approx((118 - 105) / 50)
+
+
+def test_an_unknown_render_is_refused(canvas):
+    with pytest.raises(ValueError, match="unknown render 'scarf'"):
+        draw(canvas, POINTS, "scarf", np.random.default_rng(0))

@@ -212,7 +212,8 @@ def test_release_params_switch_every_stage_to_the_task_and_apply_its_changes():
     out = release_params(params, ["/data/a"], [], MASK_WEARING)
     assert all(out[s]["task"] == "mask_wearing" for s in ("scrape", "curate", "split", "balance", "train"))
     assert out["split"]["train_only"] == TRAIN_ONLY and out["split"]["seed"] == params["split"]["seed"]
-    assert out["balance"]["synthetic"]["enabled"] is False and out["balance"]["augment"] == params["balance"]["augment"]
+    assert out["balance"]["synthetic"] == {"enabled": False, "recipes": []}  # a list is replaced, not merged
+    assert out["balance"]["augment"] == params["balance"]["augment"]
     assert release_params(params, ["/data/a"], [], OCCLUSION4)["balance"] == params["balance"]
 
 
