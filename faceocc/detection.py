@@ -27,7 +27,8 @@ class Face:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in source-image pixels
     score: float  # O-Net face probability
     landmarks: tuple[tuple[float, float], ...]  # 5 (x, y) points in LANDMARK_NAMES order
-    detection_pass: int = 1  # 1 = plain detection, 2 = found only by the second pass
+    detection_pass: int = 1  # 1 = plain detection, 2 = found only by the second pass, 0 = boxed by the source
+    landmarks_from: str = "mtcnn"  # mtcnn | annotation (the source's points) | template (a boxed face without any)
 
     @property
     def width(self) -> float:

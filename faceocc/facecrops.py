@@ -51,13 +51,6 @@ class SourceImage:
     annotated: tuple[Face, ...] | None = None  # the source's own face boxes: cut these, detect nothing
 
 
-@dataclass(frozen=True)
-class AnnotatedFace(Face):
-    """A face the source boxed: detection pass 0, score 1, landmarks from the source or the template."""
-
-    landmarks_from: str = "annotation"  # annotation | template
-
-
 def annotated_faces(annotation: str) -> tuple[Face, ...] | None:
     """The faces of a raw manifest's `annotation` JSON ([{"box": [x1, y1, x2, y2], "landmarks": [[x, y] * 5]?}]),
     score 1 and detection pass 0; None when there is no annotation. Without landmarks: the template's."""
@@ -73,7 +66,7 @@ def annotated_faces(annotation: str) -> tuple[Face, ...] | None:
             w, h = box[2] - box[0], box[3] - box[1]
             landmarks = tuple((box[0] + fx * w, box[1] + fy * h) for fx, fy in TEMPLATE_LANDMARKS)
             landmarks_from = "template"
-        faces.append(AnnotatedFace(box, 1.0, landmarks, detection_pass=0, landmarks_from=landmarks_from))
+        faces.append(Face(box, 1.0, landmarks, detection_pass=0, landmarks_from=landmarks_from))
     return tuple(faces) or None
 
 
@@ -197,7 +190,7 @@ def _save_crop(image, face, item: SourceImage, k: int, out_dir: Path, geometry: 
     row = {"crop_id": crop_id, "source_id": item.id, "label": item.label, "file": rel.as_posix(),
            "x1": face.box[0], "y1": face.box[1], "x2": face.box[2], "y2": face.box[3],
            "probability": face.score, "detection_pass": face.detection_pass,
-           "landmarks": getattr(face, "landmarks_from", "mtcnn")}
+           "landmarks": face.landmarks_from}
     for name, (x, y), (cx, cy) in zip(LANDMARK_NAMES, face.landmarks, points):
         row.update({f"{name}_x": x, f"{name}_y": y, f"crop_{name}_x": cx, f"crop_{name}_y": cy})
     return row

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from faceocc.boxes import iou_matrix
 from faceocc.cropping import crop_face
 from faceocc.detection import Face
 
@@ -39,14 +40,6 @@ class Track:
     last_detected: int
     scores: np.ndarray | None = None
     missed: int = 0
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @dataclass
@@ -83,7 +76,7 @@ class FaceTracker:
 
     def _affinity(self, a: np.ndarray, b: np.ndarray) -> float:
         """> 0 when detection b may continue track a: overlap first (1 + IoU), else nearness of centres."""
-        overlap = iou(a, b)
+        overlap = float(iou_matrix(a, b)[0, 0])
         if overlap >= self.settings.min_iou:
             return 1.0 + overlap
         width = max(a[2] - a[0], b[2] - b[0], 1.0)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from faceocc.boxes import iou_matrix
+
 
 class VocError(ValueError):
     """str(err) names the file and why it cannot be used, in one line."""
@@ -75,19 +77,6 @@ def parse_voc(path: str | Path) -> VocAnnotation:
             continue
         objects.append(VocObject(name, inside, inside != (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))))
     return VocAnnotation((root.findtext("filename") or "").strip(), width, height, tuple(objects), tuple(dropped))
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in a (N, 4) against every box in b (M, 4)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def matched_pairs(truth: np.ndarray, detected: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from faceocc.voc import VocError, iou_matrix, matched, parse_voc
+from faceocc.boxes import iou_matrix
+from faceocc.voc import VocError, matched, parse_voc
 from stages import mask_detection_recall
 
 GOOD = """<annotation><filename>a.jpg</filename><size><width>200</width><height>100</height><depth>3</depth></size>
