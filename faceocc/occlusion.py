@@ -108,7 +108,7 @@ def low_mask_style(landmarks: Landmarks, rng: np.random.Generator) -> MaskStyle:
     nose = frame.nose_y / frame.mouth_y  # nose tip, as a fraction of the eye-to-mouth distance
     style = random_mask_style(rng)
     if rng.random() < 0.7:
-        top = nose + float(rng.uniform(0.1, 0.25))    # the outline's peak sits 0.06 above: just under the nose tip
+        top = nose + float(rng.uniform(0.12, 0.25))   # the outline peaks up to 0.1 above it (cloth): under the nose
     else:
         top = float(rng.uniform(1.12, 1.25))          # under the lower lip
     # pulled down onto the jaw a mask spreads wider than over the nose: cheek to cheek on mask_detection's faces
