@@ -18,7 +18,6 @@ import sys
 import yaml
 
 TOLERANCE = 0.005
-VARIANT_STAGE = {"fp32": "train", "fx_int8": "quantize_fx", "onnx_fp32": "export_onnx", "onnx_int8": "quantize_onnx"}
 failures, notes = [], []
 
 
