@@ -38,12 +38,14 @@ def time_calls(call: Callable[[], object], runs: int, warmup: int) -> np.ndarray
 
 
 def torch_latency(model: torch.nn.Module, input_size: int, runs: int = 200, warmup: int = 20,
-                  throughput_batch: int = 32, threads_for_throughput: int = 2) -> dict:
+                  throughput_batch: int = 32, threads_for_throughput: int = 2, views: int = 1) -> dict:
+    """Milliseconds per face (one call on `views` crops of it: 2 when its mirror image is averaged in) and
+    faces per second in batches."""
     model.eval()
     previous = torch.get_num_threads()
     torch.set_flush_denormal(True)
-    one = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-    batch = torch.randn(throughput_batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(1))
+    one = torch.randn(views, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    batch = torch.randn(throughput_batch * views, 3, input_size, input_size, generator=torch.Generator().manual_seed(1))
     try:
         with torch.inference_mode():
             torch.set_num_threads(1)
@@ -52,20 +54,21 @@ def torch_latency(model: torch.nn.Module, input_size: int, runs: int = 200, warm
             batched = time_calls(lambda: model(batch), max(10, runs // 10), max(2, warmup // 5))
     finally:
         torch.set_num_threads(previous)
-    return _figures(single, batched, throughput_batch, threads_for_throughput)
+    return {**_figures(single, batched, throughput_batch, threads_for_throughput), "views_per_face": views}
 
 
 def onnx_latency(path: str | Path, input_size: int, runs: int = 200, warmup: int = 20, throughput_batch: int = 32,
-                 threads_for_throughput: int = 2) -> dict:
+                 threads_for_throughput: int = 2, views: int = 1) -> dict:
+    """As torch_latency, for an ONNX Runtime session."""
     from faceocc.onnx_models import session
 
     rng = np.random.default_rng(0)
-    one = rng.standard_normal((1, 3, input_size, input_size), dtype=np.float32)
-    batch = rng.standard_normal((throughput_batch, 3, input_size, input_size), dtype=np.float32)
+    one = rng.standard_normal((views, 3, input_size, input_size), dtype=np.float32)
+    batch = rng.standard_normal((throughput_batch * views, 3, input_size, input_size), dtype=np.float32)
     single_session, multi_session = session(path, 1), session(path, threads_for_throughput)
     single = time_calls(lambda: single_session.run(None, {"input": one}), runs, warmup)
     batched = time_calls(lambda: multi_session.run(None, {"input": batch}), max(10, runs // 10), max(2, warmup // 5))
-    return _figures(single, batched, throughput_batch, threads_for_throughput)
+    return {**_figures(single, batched, throughput_batch, threads_for_throughput), "views_per_face": views}
 
 
 def _figures(single_ms: np.ndarray, batched_ms: np.ndarray, batch: int, threads: int) -> dict:

@@ -44,6 +44,9 @@ class ModelCard:
     variant: str = "fp32"                         # fp32 | fx_int8 | onnx_fp32 | onnx_int8
     variant_info: dict = field(default_factory=dict)  # how the variant was made (parity, quantization settings)
     task: str = ""                                # faceocc/tasks.py; "" in cards older than tasks (classes tell)
+    # predict on each crop and its mirror image in one batch and average the probabilities (train param
+    # mirror_average; judged by cross-validation, README "The mask-wearing model")
+    mirror_average: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -82,9 +85,29 @@ def preprocess(images: list[np.ndarray], input_size: int, mean, std) -> torch.Te
 
 
 class _Labels:
+    card: ModelCard
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
     def predict(self, images: list[np.ndarray]) -> list[str]:
         """The most probable class name per crop."""
         return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]
+
+    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """(n, classes) probabilities for RGB uint8 face crops; with the card's mirror_average, the mean of each
+        crop's and its mirror image's, both run in one batch (as the latency benchmark times them)."""
+        if not images:
+            return np.empty((0, len(self.classes)), np.float32)
+        if not self.card.mirror_average:
+            return self._probabilities(images, batch_size)
+        both = [v for im in images for v in (im, np.ascontiguousarray(im[:, ::-1]))]
+        probs = self._probabilities(both, 2 * batch_size)
+        return (probs[0::2] + probs[1::2]) / 2
+
+    def _probabilities(self, images: list[np.ndarray], batch_size: int) -> np.ndarray:
+        raise NotImplementedError
 
 
 class Classifier(_Labels):
@@ -134,19 +157,14 @@ class Classifier(_Labels):
 
     weights_file = WEIGHTS_FILE
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.card.classes
-
     def tensor(self, images: list[np.ndarray]) -> torch.Tensor:
         return preprocess(images, self.card.input_size, self.card.mean, self.card.std).to(self.device)
 
     @torch.inference_mode()
-    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """(n, classes) probabilities for RGB uint8 face crops."""
+    def _probabilities(self, images: list[np.ndarray], batch_size: int) -> np.ndarray:
         out = [torch.softmax(self.model(self.tensor(images[i : i + batch_size])), dim=1).cpu().numpy()
                for i in range(0, len(images), batch_size)]
-        return np.concatenate(out) if out else np.empty((0, len(self.classes)), np.float32)
+        return np.concatenate(out)
 
 
 class OnnxClassifier(_Labels):
@@ -164,15 +182,9 @@ class OnnxClassifier(_Labels):
             first = (str(err).strip().splitlines() or ["unreadable"])[0]
             raise ModelFileError(f"{self.path}: ONNX Runtime cannot load it ({first[:200]})") from None
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.card.classes
-
-    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    def _probabilities(self, images: list[np.ndarray], batch_size: int) -> np.ndarray:
         from faceocc.onnx_models import run_logits
 
-        if not images:
-            return np.empty((0, len(self.classes)), np.float32)
         batch = preprocess(images, self.card.input_size, self.card.mean, self.card.std).numpy()
         logits = run_logits(self.session, batch, batch_size)
         logits = logits - logits.max(axis=1, keepdims=True)

@@ -157,7 +157,8 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
     return {
         "task": task,
         "model": {"backbone": evaluation["backbone"], "variant": evaluation["variant"],
-                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu", "")},
+                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu", ""),
+                  "views_per_face": evaluation.get("views_per_face", 1)},
         "chosen_by": "Validation macro-F1 among the candidates that meet the requirement, then latency",
         "candidates": rows,
         "data": {"roots": list(roots), "out_of_domain_patterns": list(holdout),
@@ -198,7 +199,9 @@ def markdown(record: dict, requirement: dict) -> str:
     classes = list(test["per_class"])
     lines = [
         f"# Released {task} model: {m['backbone']} ({m['variant']})", "",
-        f"{m['size_mb']:.1f} MB, {m['latency_ms_p50']:.2f} ms per face (batch 1, one thread, median, "
+        f"{m['size_mb']:.1f} MB, {m['latency_ms_p50']:.2f} ms per face ("
+        + ("the crop and its mirror image in one batch of 2, their probabilities averaged"
+           if m.get("views_per_face", 1) == 2 else "batch 1") + ", one thread, median, "
         f"{m['cpu'] or 'this CPU'}). Test accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f} on "
         f"{test['test_images']} crops"
         + (f"; out-of-domain accuracy {ood['accuracy']:.1%}, macro-F1 {ood['macro_f1']:.3f} on {ood['images']} "

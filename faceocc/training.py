@@ -37,6 +37,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "auto"               # auto: CUDA when present; the CPU run is the deterministic reference
+    # score val (and, through the model card, every later prediction) as the mean of each crop's and its mirror
+    # image's probabilities
+    mirror_average: bool = False
 
 
 @dataclass
@@ -104,7 +107,7 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
             scheduler.step()
             running += float(loss.detach()) * len(idx)
             seen += len(idx)
-        val = evaluate_logits(model, x_val, val_labels, classes)
+        val = evaluate_logits(model, x_val, val_labels, classes, mirror_average=config.mirror_average)
         record = {"epoch": epoch, "train_loss": round(running / max(1, seen), 4), "val_accuracy": val["accuracy"],
                   "val_macro_f1": val["macro_f1"], "lr": round(optimizer.param_groups[0]["lr"], 6),
                   "backbone_frozen": frozen}
@@ -126,12 +129,17 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
 
 @torch.inference_mode()
 def evaluate_logits(model: nn.Module, x: torch.Tensor, labels: np.ndarray, classes: tuple[str, ...],
-                    batch_size: int = 128) -> dict:
+                    batch_size: int = 128, mirror_average: bool = False) -> dict:
     model.eval()
     if len(x) == 0:
         return {"accuracy": 0.0, "macro_f1": 0.0}
     device = next(model.parameters()).device
-    predictions = torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+
+    def probabilities(xb: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(model(xb), dim=1)
+        return (p + torch.softmax(model(xb.flip(3)), dim=1)) / 2 if mirror_average else p
+
+    predictions = torch.cat([probabilities(x[i : i + batch_size].to(device)).argmax(1).cpu()
                              for i in range(0, len(x), batch_size)])
     return summary(labels, predictions.numpy(), classes)
 

@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     ood_rows, ood_true, ood_pred = scored[OUT_OF_DOMAIN]
     ood = summary(ood_true, ood_pred, classes) if ood_rows else None
     timing = (params.latency_runs, params.warmup_runs, params.throughput_batch, params.throughput_threads)
+    views = 2 if classifier.card.mirror_average else 1  # what predict_proba runs per face
     if isinstance(classifier, OnnxClassifier):
-        speed = onnx_latency(classifier.path, classifier.card.input_size, *timing)
+        speed = onnx_latency(classifier.path, classifier.card.input_size, *timing, views=views)
     else:
-        speed = torch_latency(classifier.model, classifier.card.input_size, *timing)
+        speed = torch_latency(classifier.model, classifier.card.input_size, *timing, views=views)
     size_mb = round((args.model / classifier.weights_file).stat().st_size / 1e6, 3)
     variant = classifier.card.variant
 

@@ -57,9 +57,12 @@ def passes(cell: dict, req: Requirement) -> bool:
 def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy: str) -> str:
     variants = sorted({v for b in summary.values() for v in b})
     cpu = next((e["cpu"] for e in evaluations if e.get("cpu")), "unknown CPU")
+    per_face = ("the crop and its mirror image in one batch of 2, the models averaging both views"
+                if any(e.get("views_per_face", 1) == 2 for e in evaluations) else "batch 1")
     lines = [
         "# Test-split results", "",
-        f"Data strategy: `{strategy}`. Cells: accuracy / latency (batch 1, one thread, median) / model size. "
+        f"Data strategy: `{strategy}`. Cells: accuracy / latency per face ({per_face}, one thread, median) / model "
+        "size. "
         f"Requirement (the source document's): size < {req.max_size_mb:g} MB, accuracy > {req.min_accuracy:.0%}, "
         f"latency < {req.max_latency_ms:g} ms. Latency measured on {cpu}.", "",
         "| backbone | " + " | ".join(variants) + " | macro-F1 | meets requirement |",

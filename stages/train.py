@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         crop=json.loads((args.crops / "geometry.json").read_text()), start=start,
         data_sha256=_data_hash(args.balance / "train.csv", args.split / "split.csv"),
         train_counts=dict(sorted(Counter(r["label"] for r in train_rows).items())), best_epoch=result.best_epoch,
-        val_macro_f1=result.best_val_macro_f1, params=dataclasses.asdict(config))
+        val_macro_f1=result.best_val_macro_f1, params=dataclasses.asdict(config),
+        mirror_average=config.mirror_average)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         save_weights(result.state, tmp / WEIGHTS_FILE)

@@ -279,3 +279,35 @@ def test_strategy_table_lays_experiments_side_by_side():
     header = next(line for line in table.splitlines() if line.startswith("| backbone"))
     assert header == "| backbone | none fp32 | undersample fp32 | oversample fp32 |"
     assert "| mobilenet_v2 | 91.0% / 3.00 ms / 9.1 MB | 88.0% / 3.00 ms / 9.1 MB | 94.0% / 3.00 ms / 9.1 MB |" in table
+
+
+def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_variant_and_is_timed_on_both(tmp_path):
+    make_crops(tmp_path)
+    run_stages(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    # ImageNet features, so that a crop and its mirror image get different scores
+    params["train"] = {"common": {"epochs": 1, "input_size": 64, "batch_size": 16, "pretrained": "imagenet",
+                                  "threads": 1, "mirror_average": True}}
+    params["evaluate"] = {"latency_runs": 4, "warmup_runs": 1, "throughput_batch": 2, "throughput_threads": 1}
+    params["export_onnx"] = {}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    r = str(tmp_path)
+    train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
+                f"{r}/crop", "--out", f"{r}/model", "--live", f"{r}/live", "--params", f"{r}/params.yaml"])
+    export_onnx.main(["--model", f"{r}/model", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
+                      f"{r}/onnx", "--params", f"{r}/params.yaml"])
+    photo = skimage.data.astronaut()
+    crops = [cv2.resize(photo[y : y + 200, x : x + 200], (112, 112)) for x, y in ((0, 0), (150, 30), (300, 250))]
+    mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+    for folder in ("model", "onnx"):
+        classifier = Classifier.load(tmp_path / folder)
+        assert classifier.card.mirror_average
+        both = classifier.predict_proba(crops)
+        classifier.card = ModelCard(**{**classifier.card.__dict__, "mirror_average": False})
+        plain, flipped = classifier.predict_proba(crops), classifier.predict_proba(mirrored)
+        assert not np.allclose(plain, flipped, atol=1e-4)  # an asymmetric crop: the two views differ
+        assert np.allclose(both, (plain + flipped) / 2, atol=1e-5)
+    evaluate.main(["--model", f"{r}/onnx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out", f"{r}/eval",
+                   "--params", f"{r}/params.yaml"])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["views_per_face"] == 2

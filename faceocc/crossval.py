@@ -1,0 +1,300 @@
+"""`python -m faceocc.crossval`: judge a training recipe by grouped k-fold cross-validation over a workspace's
+train and val splits, never its test split.
+
+Why: with a rare class (the mask-wearing task has 12 real incorrectly worn masks in val), one training run on one
+val split cannot tell a recipe change from noise (README, "How much one training run says"). Here every real
+train/val face is scored once by a model that never saw its photo, so the rare class is judged on all of its
+faces (about 47 for mask wearing) instead of 12.
+
+Folds are whole split groups (a photo and its near duplicates), stratified by label (scikit-learn's
+StratifiedGroupKFold). For fold k, fold k is scored (split `test` of the fold's split.csv), fold k+1 is the
+early-stopping val, the other folds train, so training uses three fifths of the data (as the release's 60 % train
+split does) and the scored fold takes no part in choosing the epoch. Images a task marks train-only (split.
+train_only, e.g. MaskedFace-Net's pasted-on masks) train in every fold and are never scored.
+
+Each fold runs the balance and train stages' own code with the workspace's params.yaml plus `--set` changes, so
+a recipe is judged exactly as the DAG would train it. Out-of-fold probabilities are written as given and with the
+horizontal mirror averaged in, so a change of decision rule can be judged on the same models afterwards.
+Finished folds are kept: re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
+from faceocc.manifest import read_rows, write_rows
+from faceocc.metrics import summary
+from faceocc.splitting import matching_groups
+
+log = logging.getLogger("crossval")
+
+
+def assign_folds(labels: list[str], groups: list[int], k: int, seed: int) -> list[int]:
+    """Fold index per item: whole groups per fold, each fold's label mix close to the whole's."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if len(set(groups)) < k:
+        raise ValueError(f"{len(set(groups))} groups cannot fill {k} folds")
+    folds = np.full(len(labels), -1)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, scored) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        folds[scored] = fold
+    return folds.tolist()
+
+
+def fold_splits(folds: list[int], fold: int, k: int) -> list[str]:
+    """The split name each item takes in fold `fold`: scored (`test`), early-stopping (`val`) or `train`. A fold
+    of -1 marks a train-only item."""
+    stop = (fold + 1) % k
+    return ["test" if f == fold else "val" if f == stop else "train" for f in folds]
+
+
+SETTABLE = ("balance", "train")  # the folds re-run these stages; the crops and groups are the workspace's
+
+
+def apply_settings(params: dict, settings: list[str]) -> dict:
+    """params with each `section.key.sub=value` set (value read as YAML, like `dvc exp run -S`). Only the
+    sections the folds re-run may change; a key the stage does not know fails when its params are checked."""
+    params = json.loads(json.dumps(params))
+    for setting in settings:
+        path, sep, text = setting.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--set {setting!r}: expected KEY.PATH=VALUE")
+        *parents, last = path.split(".")
+        if not parents or parents[0] not in SETTABLE:
+            raise ValueError(f"--set {setting!r}: only {' and '.join(SETTABLE)} settings can change here (the "
+                             "folds reuse the workspace's crops and groups)")
+        node = params
+        for key in parents:
+            if node.get(key) is None:  # a section params.yaml leaves to the defaults (or writes empty)
+                node[key] = {}
+            node = node[key]
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {setting!r}: {key!r} is a value, not a section")
+        node[last] = yaml.safe_load(text)
+    return params
+
+
+def check_params(params: dict) -> dict:
+    """The split, balance and train sections as their stages read them; ValueError in one line when one would
+    not load (a typo in a --set key)."""
+    from faceocc.config import from_mapping
+    from stages.balance import BalanceParams
+    from stages.split import SplitParams
+    from stages.train import TrainParams
+
+    return {section: from_mapping(cls, params.get(section) or {}, section)
+            for section, cls in (("split", SplitParams), ("balance", BalanceParams), ("train", TrainParams))}
+
+
+def adjusted(probs: np.ndarray, log_bias: np.ndarray) -> np.ndarray:
+    """Predicted class indices after adding a per-class bias to the log-probabilities (logit adjustment)."""
+    return (np.log(np.clip(probs, 1e-12, 1.0)) + log_bias).argmax(axis=1)
+
+
+def scores(labels: np.ndarray, probs: np.ndarray, folds: np.ndarray, classes: tuple[str, ...],
+           log_bias: np.ndarray | None = None, predicted: np.ndarray | None = None) -> dict:
+    """Pooled out-of-fold figures, and macro-F1 per fold with its mean and spread (of `predicted` when given)."""
+    if predicted is None:
+        predicted = adjusted(probs, np.zeros(len(classes)) if log_bias is None else np.asarray(log_bias, float))
+    pooled = summary(labels, predicted, classes)
+    per_fold = [summary(labels[folds == f], predicted[folds == f], classes)["macro_f1"] for f in np.unique(folds)]
+    return {"pooled": pooled, "fold_macro_f1": per_fold, "fold_macro_f1_mean": round(float(np.mean(per_fold)), 4),
+            "fold_macro_f1_sd": round(float(np.std(per_fold, ddof=1)), 4) if len(per_fold) > 1 else 0.0}
+
+
+def fit_log_bias(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], grid: np.ndarray) -> np.ndarray:
+    """The per-class log-probability bias (first class fixed at 0) from `grid` that maximises pooled macro-F1;
+    ties go to the smallest change."""
+    best, best_key = np.zeros(len(classes)), None
+    for combo in np.array(np.meshgrid(*[grid] * (len(classes) - 1))).T.reshape(-1, len(classes) - 1):
+        bias = np.concatenate([[0.0], combo])
+        f1 = summary(labels, adjusted(probs, bias), classes)["macro_f1"]
+        key = (f1, -float(np.abs(bias).sum()))
+        if best_key is None or key > best_key:
+            best, best_key = bias, key
+    return best
+
+
+def run_fold(workdir: Path, workspace: Path, params_file: Path, backbone: str, split_rows: list[dict]) -> Path:
+    """Balance and train one fold with the stages' own code; returns the model folder (kept when present)."""
+    from stages import balance as balance_stage
+    from stages import train as train_stage
+
+    model = workdir / "models" / backbone
+    if (model / "card.json").is_file():
+        return model
+    split_dir = workdir / "split"
+    if not (split_dir / "split.csv").is_file():
+        with atomic_path(split_dir) as tmp:
+            tmp.mkdir()
+            write_rows(tmp / "split.csv", split_rows, list(split_rows[0]))
+    crops = workspace / "data" / "crop"
+    if not (workdir / "balance" / "train.csv").is_file():
+        balance_stage.main(["--split", str(split_dir), "--crops", str(crops), "--out", str(workdir / "balance"),
+                            "--metrics", str(workdir / "reports" / "balance.json"),
+                            "--counts", str(workdir / "reports" / "class_counts.csv"),
+                            "--chart", str(workdir / "reports" / "class_counts.png"),
+                            "--samples", str(workdir / "reports" / "balance_samples.png"),
+                            "--params", str(params_file)])
+    train_stage.main(["--backbone", backbone, "--balance", str(workdir / "balance"), "--split", str(split_dir),
+                      "--crops", str(crops), "--out", str(model), "--live", str(workdir / "live" / backbone),
+                      "--params", str(params_file)])
+    return model
+
+
+def score_fold(model_dir: Path, crops: Path, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities for the scored rows as given and averaged with their mirror image."""
+    from faceocc.classifier import Classifier
+    from faceocc.images import load_rgb
+
+    classifier = Classifier.load(model_dir)
+    classifier.card = dataclasses.replace(classifier.card, mirror_average=False)  # both views are taken here
+    images = [load_rgb(crops / "faces" / r["file"]) for r in rows]
+    plain = classifier.predict_proba(images)
+    mirrored = classifier.predict_proba([np.ascontiguousarray(im[:, ::-1]) for im in images])
+    return plain, (plain + mirrored) / 2
+
+
+def cross_fitted_predictions(labels: np.ndarray, probs: np.ndarray, folds: np.ndarray, classes: tuple[str, ...],
+                             grid: np.ndarray) -> np.ndarray:
+    """Each fold's predictions under the bias fitted on the other folds' scores: an honest estimate of what a
+    fitted logit adjustment does for faces it was not fitted on."""
+    predicted = np.empty(len(labels), np.int64)
+    for fold in np.unique(folds):
+        here = folds == fold
+        bias = fit_log_bias(labels[~here], probs[~here], classes, grid)
+        predicted[here] = adjusted(probs[here], bias)
+    return predicted
+
+
+def pictures(oof: list[dict], predicted: np.ndarray, classes: tuple[str, ...], crops: Path, matrix) -> dict:
+    """PNG bytes: the pooled confusion matrix, and every wrongly labelled face per class (captioned with what
+    the model called it and its crop id), the faces a recipe change is for."""
+    from faceocc.images import encode_png, load_rgb
+    from faceocc.sheets import captioned_grid, confusion_image
+
+    bands = []
+    for i, label in enumerate(classes):
+        missed = [(r, classes[p]) for r, p in zip(oof, predicted) if r["label"] == label and p != i]
+        if missed:
+            tiles = [(f"{called[:10]} {r['crop_id'][:8]}", load_rgb(crops / "faces" / r["file"])) for r, called in missed]
+            bands.append(captioned_grid(tiles, f"{label}: {len(missed)} of {sum(r['label'] == label for r in oof)} "
+                                        "labelled wrongly out of fold (caption: what the model said, crop id)"))
+    return {"confusion.png": encode_png(confusion_image(np.asarray(matrix), classes, "out of fold, pooled")),
+            "misses.png": encode_png(np.vstack(bands)) if bands else None}
+
+
+def markdown(record: dict) -> str:
+    classes = record["classes"]
+    lines = [f"# Cross-validation: {record['backbone']}, {record['folds']} folds over train + val",
+             "", f"Settings: {', '.join(record['settings']) or 'the workspace params as they are'}.",
+             f"Scored faces: {record['scored']} ({', '.join(f'{c} {n}' for c, n in record['support'].items())}).", "",
+             "| decision | pooled macro-F1 | fold macro-F1 mean ± sd | " + " | ".join(f"recall {c}" for c in classes)
+             + " | precision " + classes[-1] + " |", "|---" * (4 + len(classes)) + "|"]
+    for name, result in record["results"].items():
+        pooled = result["pooled"]
+        lines.append(f"| {name} | {pooled['macro_f1']:.3f} | {result['fold_macro_f1_mean']:.3f} ± "
+                     f"{result['fold_macro_f1_sd']:.3f} | "
+                     + " | ".join(f"{pooled['per_class'][c]['recall']:.3f}" for c in classes)
+                     + f" | {pooled['per_class'][classes[-1]]['precision']:.3f} |")
+    if "log_bias" in record:
+        lines += ["", f"Logit adjustment: a bias per class added to the log-probabilities, fitted (grid, best pooled "
+                  f"macro-F1) on all folds' scores: {record['log_bias']}. Its row is optimistic, fitted and scored "
+                  "on the same faces; the cross-fitted row scores each fold with the bias fitted on the others."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workspace", required=True, type=Path,
+                        help="a DVC workspace whose split and crop stages have run (e.g. build/release_mask_wearing)")
+    parser.add_argument("--backbone", required=True)
+    parser.add_argument("--out", required=True, type=Path, help="folder for the folds, oof.csv and crossval.json")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0, help="the fold assignment's seed")
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        help="change a param for this run, e.g. balance.target=800 (repeatable)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    workspace = args.workspace.resolve()
+    try:
+        params = apply_settings(yaml.safe_load((workspace / "params.yaml").read_text()), args.settings)
+        typed = check_params(params)
+    except ValueError as err:  # ConfigError included
+        raise SystemExit(str(err)) from None
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    # what the kept folds were made with: resuming with anything else would mix two runs
+    run = {"workspace": str(workspace), "backbone": args.backbone, "folds": args.folds, "seed": args.seed,
+           "settings": args.settings}
+    if (out / "run.json").is_file() and json.loads((out / "run.json").read_text()) != run:
+        raise SystemExit(f"{out}: holds a run with other settings ({(out / 'run.json').read_text().strip()}); "
+                         "give another --out or remove it")
+    write_json(out / "run.json", run)
+    params_file = out / "params.yaml"
+    write_text(params_file, yaml.safe_dump(params, sort_keys=False))
+
+    classes = typed["train"].classes
+    rows = read_rows(workspace / "data" / "split" / "split.csv")
+    origins = {r["id"]: r["origin"] for r in read_rows(workspace / "data" / "scrape" / "manifest.csv") if r["id"]}
+    pool = [r for r in rows if r["split"] in ("train", "val")]
+    groups = [int(r["group"]) for r in pool]
+    train_only = matching_groups([origins[r["source_id"]] for r in pool], groups, typed["split"].train_only)
+    measured = [i for i, g in enumerate(groups) if g not in train_only]
+    folds = np.full(len(pool), -1)
+    folds[measured] = assign_folds([pool[i]["label"] for i in measured], [groups[i] for i in measured],
+                                   args.folds, args.seed)
+    index = {c: i for i, c in enumerate(classes)}
+    oof = []
+    for fold in range(args.folds):
+        names = fold_splits(folds.tolist(), fold, args.folds)
+        fold_rows = [{**r, "split": s} for r, s in zip(pool, names)]
+        workdir = out / f"fold{fold}"
+        model = run_fold(workdir, workspace, params_file, args.backbone, fold_rows)
+        scored = [r for r in fold_rows if r["split"] == "test"]
+        plain, mirrored = score_fold(model, workspace / "data" / "crop", scored)
+        oof += [{"crop_id": r["crop_id"], "label": r["label"], "fold": fold, "file": r["file"],
+                 **{f"p_{c}": round(float(p[i]), 6) for c, i in index.items()},
+                 **{f"pm_{c}": round(float(m[i]), 6) for c, i in index.items()}}
+                for r, p, m in zip(scored, plain, mirrored)]
+        log.info("fold %d of %d scored (%d faces)", fold + 1, args.folds, len(scored))
+
+    labels = np.array([index[r["label"]] for r in oof])
+    fold_of = np.array([r["fold"] for r in oof])
+    plain = np.array([[r[f"p_{c}"] for c in classes] for r in oof])
+    mirrored = np.array([[r[f"pm_{c}"] for c in classes] for r in oof])
+    results = {"argmax": scores(labels, plain, fold_of, classes),
+               "argmax, mirror averaged": scores(labels, mirrored, fold_of, classes)}
+    grid = np.round(np.arange(-1.0, 2.01, 0.25), 2)
+    results["logit-adjusted, cross-fitted"] = scores(
+        labels, plain, fold_of, classes, predicted=cross_fitted_predictions(labels, plain, fold_of, classes, grid))
+    log_bias = fit_log_bias(labels, plain, classes, grid)
+    results["logit-adjusted, fitted on all folds"] = scores(labels, plain, fold_of, classes, log_bias)
+    record = {"backbone": args.backbone, "folds": args.folds, "fold_seed": args.seed, "settings": args.settings,
+              "classes": list(classes), "scored": len(oof),
+              "support": {c: int((labels == i).sum()) for c, i in index.items()},
+              "train_only_items": int((folds == -1).sum()), "results": results,
+              "log_bias": [round(float(b), 2) for b in log_bias]}
+    oof_columns = ["crop_id", "label", "fold", "file"] + [f"p_{c}" for c in classes] + [f"pm_{c}" for c in classes]
+    write_rows(out / "oof.csv", oof, oof_columns)
+    write_json(out / "crossval.json", record)
+    write_text(out / "crossval.md", markdown(record))
+    for name, png in pictures(oof, adjusted(plain, np.zeros(len(classes))), classes, workspace / "data" / "crop",
+                              results["argmax"]["pooled"]["confusion"]).items():
+        if png is not None:
+            write_bytes(out / name, png)
+    print(markdown(record))
+
+
+if __name__ == "__main__":
+    main()
