@@ -236,10 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # what the kept folds were made with: resuming with anything else would mix two runs
     run = {"workspace": str(workspace), "backbone": args.backbone, "folds": args.folds, "seed": args.seed,
-           "settings": args.settings}
+           "settings": args.settings, "params": {s: params.get(s) for s in ("split", *SETTABLE)}}
     if (out / "run.json").is_file() and json.loads((out / "run.json").read_text()) != run:
-        raise SystemExit(f"{out}: holds a run with other settings ({(out / 'run.json').read_text().strip()}); "
-                         "give another --out or remove it")
+        raise SystemExit(f"{out}: holds a run with other settings or workspace params (run.json); give another "
+                         "--out or remove it")
     write_json(out / "run.json", run)
     params_file = out / "params.yaml"
     write_text(params_file, yaml.safe_dump(params, sort_keys=False))

@@ -121,3 +121,7 @@ def test_a_small_cross_validation_scores_every_measured_face_once_with_models_th
     assert model.stat().st_mtime_ns == stamp and (out / "oof.csv").read_bytes() == first
     with pytest.raises(SystemExit, match="holds a run with other settings"):
         crossval.main(argv[:-1] + ["train.common.seed=2"])
+    params["balance"]["target"] = 30  # the workspace's own params changed since: the kept folds are stale
+    (tmp_path / "ws" / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit, match="workspace params"):
+        crossval.main(argv)
