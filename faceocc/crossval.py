@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
                               results["argmax"]["pooled"]["confusion"]).items():
         if png is not None:
             write_bytes(out / name, png)
+        else:
+            (out / name).unlink(missing_ok=True)  # a resumed run with no misses: no stale picture
     print(markdown(record))
 
 
