@@ -21,6 +21,7 @@ Finished folds are kept: re-running the same command resumes.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
@@ -64,7 +65,7 @@ SETTABLE = ("balance", "train")  # the folds re-run these stages; the crops and 
 def apply_settings(params: dict, settings: list[str]) -> dict:
     """params with each `section.key.sub=value` set (value read as YAML, like `dvc exp run -S`). Only the
     sections the folds re-run may change; a key the stage does not know fails when its params are checked."""
-    params = json.loads(json.dumps(params))
+    params = copy.deepcopy(params)
     for setting in settings:
         path, sep, text = setting.partition("=")
         if not sep or not path:
@@ -101,11 +102,9 @@ def adjusted(probs: np.ndarray, log_bias: np.ndarray) -> np.ndarray:
     return (np.log(np.clip(probs, 1e-12, 1.0)) + log_bias).argmax(axis=1)
 
 
-def scores(labels: np.ndarray, probs: np.ndarray, folds: np.ndarray, classes: tuple[str, ...],
-           log_bias: np.ndarray | None = None, predicted: np.ndarray | None = None) -> dict:
-    """Pooled out-of-fold figures, and macro-F1 per fold with its mean and spread (of `predicted` when given)."""
-    if predicted is None:
-        predicted = adjusted(probs, np.zeros(len(classes)) if log_bias is None else np.asarray(log_bias, float))
+def scores(labels: np.ndarray, predicted: np.ndarray, folds: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """Pooled out-of-fold figures of one decision rule's predictions, and macro-F1 per fold with its mean and
+    spread."""
     pooled = summary(labels, predicted, classes)
     per_fold = [summary(labels[folds == f], predicted[folds == f], classes)["macro_f1"] for f in np.unique(folds)]
     return {"pooled": pooled, "fold_macro_f1": per_fold, "fold_macro_f1_mean": round(float(np.mean(per_fold)), 4),
@@ -207,10 +206,9 @@ def markdown(record: dict) -> str:
                      f"{result['fold_macro_f1_sd']:.3f} | "
                      + " | ".join(f"{pooled['per_class'][c]['recall']:.3f}" for c in classes)
                      + f" | {pooled['per_class'][classes[-1]]['precision']:.3f} |")
-    if "log_bias" in record:
-        lines += ["", f"Logit adjustment: a bias per class added to the log-probabilities, fitted (grid, best pooled "
-                  f"macro-F1) on all folds' scores: {record['log_bias']}. Its row is optimistic, fitted and scored "
-                  "on the same faces; the cross-fitted row scores each fold with the bias fitted on the others."]
+    lines += ["", f"Logit adjustment: a bias per class added to the log-probabilities, fitted (grid, best pooled "
+              f"macro-F1) on all folds' scores: {record['log_bias']}. Its row is optimistic, fitted and scored on the "
+              "same faces; the cross-fitted row scores each fold with the bias fitted on the others."]
     return "\n".join(lines) + "\n"
 
 
@@ -273,13 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     fold_of = np.array([r["fold"] for r in oof])
     plain = np.array([[r[f"p_{c}"] for c in classes] for r in oof])
     mirrored = np.array([[r[f"pm_{c}"] for c in classes] for r in oof])
-    results = {"argmax": scores(labels, plain, fold_of, classes),
-               "argmax, mirror averaged": scores(labels, mirrored, fold_of, classes)}
     grid = np.round(np.arange(-1.0, 2.01, 0.25), 2)
-    results["logit-adjusted, cross-fitted"] = scores(
-        labels, plain, fold_of, classes, predicted=cross_fitted_predictions(labels, plain, fold_of, classes, grid))
     log_bias = fit_log_bias(labels, plain, classes, grid)
-    results["logit-adjusted, fitted on all folds"] = scores(labels, plain, fold_of, classes, log_bias)
+    predictions = {"argmax": plain.argmax(axis=1), "argmax, mirror averaged": mirrored.argmax(axis=1),
+                   "logit-adjusted, cross-fitted": cross_fitted_predictions(labels, plain, fold_of, classes, grid),
+                   "logit-adjusted, fitted on all folds": adjusted(plain, log_bias)}
+    results = {name: scores(labels, predicted, fold_of, classes) for name, predicted in predictions.items()}
     record = {"backbone": args.backbone, "folds": args.folds, "fold_seed": args.seed, "settings": args.settings,
               "classes": list(classes), "scored": len(oof),
               "support": {c: int((labels == i).sum()) for c, i in index.items()},
@@ -289,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     write_rows(out / "oof.csv", oof, oof_columns)
     write_json(out / "crossval.json", record)
     write_text(out / "crossval.md", markdown(record))
-    for name, png in pictures(oof, adjusted(plain, np.zeros(len(classes))), classes, workspace / "data" / "crop",
+    for name, png in pictures(oof, predictions["argmax"], classes, workspace / "data" / "crop",
                               results["argmax"]["pooled"]["confusion"]).items():
         if png is not None:
             write_bytes(out / name, png)

@@ -65,11 +65,11 @@ def test_a_fitted_logit_bias_recovers_a_class_the_model_under_calls():
     probs[labels == 2, 0] = 0.62 + rng.uniform(0, 0.03, 40)
     probs /= probs.sum(axis=1, keepdims=True)
     classes = ("a", "b", "c")
-    plain = crossval.scores(labels, probs, np.arange(300) % 5, classes)
+    plain = crossval.scores(labels, probs.argmax(axis=1), np.arange(300) % 5, classes)
     assert plain["pooled"]["per_class"]["c"]["recall"] == 0.0
     bias = crossval.fit_log_bias(labels, probs, classes, np.arange(-1.0, 1.01, 0.25))
     assert bias[0] == 0.0 and bias[2] > 0
-    adjusted = crossval.scores(labels, probs, np.arange(300) % 5, classes, bias)
+    adjusted = crossval.scores(labels, crossval.adjusted(probs, bias), np.arange(300) % 5, classes)
     assert adjusted["pooled"]["per_class"]["c"]["recall"] == 1.0 and adjusted["pooled"]["macro_f1"] == 1.0
     # fitted on four folds, applied to the fifth: the same systematic shift is found without seeing the fold
     folds = np.arange(300) % 5
