@@ -4,7 +4,9 @@ must guess, landmark noise at stated fractions of the inter-ocular distance.
 
 On real faces (`mtfl`, when the folder exists): MTFL's 5-point annotations and coarse pose labels. MTCNN runs on
 each image; its landmarks are scored against the annotation (normalised mean error), and the yaw of the default
-method, from the annotated and from MTCNN's landmarks, is binned against MTFL's five labels."""
+method, from the annotated and from MTCNN's landmarks, is binned against MTFL's five labels. With `mtfl_masks`,
+each face is measured again with a mask drawn where its annotated landmarks put nose and mouth
+(faceocc/mtfl_eval.py): detection, each landmark's error and the pose, bare against masked."""
 
 from __future__ import annotations
 
@@ -13,20 +15,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from faceocc import pose
+from faceocc import mtfl_eval, pose
 from faceocc.atomic import write_json, write_text
 from faceocc.manifest import read_rows
+from faceocc.mtfl_eval import MtflRun
 from faceocc.pose_eval import (
     GROSS_DEG,
-    MTFL_POSES,
     VARIANTS,
     SyntheticFaces,
-    bin_agreement,
     choose_default,
-    normalised_mean_error,
     run_trials,
     synthetic_faces,
 )
@@ -48,75 +45,17 @@ class PoseBenchmarkParams:
     mtfl: str = "../shared/datasets/landmarks_mtfl"  # skipped, with a note, when absent
     mtfl_images: int = 0                  # 0 = every annotated image; N = the first N rows (a quick run)
     yaw_edges: tuple[float, float] = (15.0, 45.0)  # |yaw| bins: frontal / left-right / profile (fixed, not fitted)
+    mtfl_masks: bool = True               # measure each MTFL face again with a mask drawn on (faceocc/mtfl_eval.py)
 
 
-POINT_COLUMNS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-
-
-def mtfl_figures(root: Path, limit: int, edges: tuple[float, float]) -> dict:
-    """MTCNN landmark error and yaw-bin agreement on MTFL's annotated images."""
-    from faceocc.detection import DetectorConfig, FaceDetector
-    from faceocc.images import ImageDecodeError, load_rgb
+def mtfl_figures(root: Path, run: MtflRun) -> dict:
+    """MTCNN landmark error and yaw-bin agreement on MTFL's annotated images, bare and with a drawn mask."""
+    from faceocc.detection import DetectorConfig, FaceDetector, SecondPassConfig
 
     rows = read_rows(root / "annotations.csv")
-    rows = rows[:limit] if limit else rows
-    detector = FaceDetector(DetectorConfig(device="cpu"))
-    truth_yaws, detected_yaws, detected_labels, labels, errors, missed, unreadable = [], [], [], [], {}, 0, 0
-    for row in tqdm(rows, desc="MTFL", unit="image"):
-        truth = np.array([[float(row[f"{c}_x"]), float(row[f"{c}_y"])] for c in POINT_COLUMNS])
-        label = int(row["head_pose"])
-        try:
-            image = load_rgb(root / row["image"])
-        except ImageDecodeError as err:
-            log.warning("%s: unreadable (%s)", row["image"], err)
-            unreadable += 1
-            continue
-        labels.append(label)
-        size = (image.shape[1], image.shape[0])
-        truth_pose = pose.estimate(truth, size)
-        truth_yaws.append(truth_pose.yaw if truth_pose else 0.0)
-        # the annotated face is the one whose eyes are nearest the annotation's (images may hold several)
-        faces = detector.detect(image)
-        eyes = truth[:2].mean(axis=0)
-        interocular = float(np.linalg.norm(truth[1] - truth[0]))
-        best = min(faces, key=lambda f: np.linalg.norm(np.mean(f.landmarks[:2], axis=0) - eyes), default=None)
-        if best is None or np.linalg.norm(np.mean(best.landmarks[:2], axis=0) - eyes) > 0.5 * interocular:
-            missed += 1
-            continue
-        points = np.array(best.landmarks)
-        glasses = "glasses" if row["wearing_glasses"] == "yes" else "no glasses"
-        errors.setdefault(glasses, []).append(normalised_mean_error(points, truth))
-        errors.setdefault(MTFL_POSES[label], []).append(errors[glasses][-1])
-        detected = pose.estimate(points, size)
-        if detected is not None:
-            detected_yaws.append(detected.yaw)
-            detected_labels.append(label)
-    every = [e for k, v in errors.items() if k in ("glasses", "no glasses") for e in v]
-    return {"images": len(rows), "unreadable": unreadable, "mtcnn_missed": missed,
-            "landmark_nme": {"all": round(float(np.mean(every)), 4) if every else None,
-                             **{k: round(float(np.mean(v)), 4) for k, v in sorted(errors.items())}},
-            "yaw_bins_annotated_landmarks": bin_agreement(truth_yaws, labels, edges),
-            "yaw_bins_mtcnn_landmarks": bin_agreement(detected_yaws, detected_labels, edges)}
-
-
-def mtfl_markdown(figures: dict, edges: tuple[float, float]) -> list[str]:
-    lines = ["", "## Real faces: MTFL", "",
-             f"{figures['images']} annotated images ({figures['unreadable']} unreadable); MTCNN found the annotated "
-             f"face in {figures['images'] - figures['unreadable'] - figures['mtcnn_missed']}.", "",
-             "MTCNN landmarks against the annotation, normalised mean error (by the annotated inter-ocular distance; "
-             "MTFL has no masked faces, glasses are its only occluder):", "",
-             "| faces | NME |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in figures["landmark_nme"].items() if v is not None]
-    lines += ["", f"Yaw (`{pose.DEFAULT_METHOD}`) binned as MTFL labels: |yaw| <= {edges[0]:g}° frontal, <= "
-              f"{edges[1]:g}° left/right, beyond that profile (edges fixed beforehand, not fitted). The median yaw "
-              "per label shows that MTFL's left is a face turned to the image's left (yaw > 0 here).", "",
-              "| landmarks | faces | exact bin | within one bin | " +
-              " | ".join(f"median yaw {n}" for n in MTFL_POSES.values()) + " |", "|---|---|---|---|" + "---|" * 5]
-    for name, key in (("annotated", "yaw_bins_annotated_landmarks"), ("MTCNN", "yaw_bins_mtcnn_landmarks")):
-        b = figures[key]
-        lines.append(f"| {name} | {b['faces']} | {b['exact']:.1%} | {b['within_one_bin']:.1%} | " +
-                     " | ".join(f"{b['median_yaw'].get(n, float('nan')):+.1f}°" for n in MTFL_POSES.values()) + " |")
-    return lines
+    rows = rows[:run.limit] if run.limit else rows
+    records = mtfl_eval.measure(rows, root, FaceDetector(DetectorConfig(device="cpu")), run, SecondPassConfig())
+    return mtfl_eval.figures(records, len(rows), run)
 
 
 def markdown(rows: list[dict], params: PoseBenchmarkParams, best: str) -> str:
@@ -159,13 +98,14 @@ def main(argv: list[str] | None = None) -> None:
     if best != pose.DEFAULT_METHOD:
         log.warning("measured best method %s differs from faceocc.pose.DEFAULT_METHOD %s", best, pose.DEFAULT_METHOD)
     mtfl_root = Path(p.mtfl)
-    mtfl = mtfl_figures(mtfl_root, p.mtfl_images, p.yaw_edges) if (mtfl_root / "annotations.csv").exists() else None
+    run = MtflRun(limit=p.mtfl_images, yaw_edges=p.yaw_edges, masks=p.mtfl_masks, seed=p.seed)
+    mtfl = mtfl_figures(mtfl_root, run) if (mtfl_root / "annotations.csv").exists() else None
     write_json(args.metrics, {"synthetic": {f"{r['method']} @ {r['noise']:g}": {k: r[k] for k in (
         "mae", "median_worst_axis", "gross_failures", "no_solution")} for r in rows},
         "best_without_detected_chin": best, "default": pose.DEFAULT_METHOD, "methods": list(VARIANTS),
         "mtfl": mtfl})
     text = markdown(rows, p, best)
-    text += "\n".join(mtfl_markdown(mtfl, p.yaw_edges) if mtfl else
+    text += "\n".join(mtfl_eval.markdown(mtfl, p.yaw_edges) if mtfl else
                       ["", "## Real faces: MTFL", "", f"Skipped: no {mtfl_root / 'annotations.csv'}."]) + "\n"
     write_text(args.out, text)
     log.info("best %s; wrote %s", best, args.out)

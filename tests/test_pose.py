@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from faceocc import pose
+from faceocc import mtfl_eval, pose
+from faceocc.detection import Face
+from faceocc.mtfl_eval import MtflRun
 from faceocc.pose_eval import SyntheticFaces, angle_error, run_trials, synthetic_faces
 from stages import pose_benchmark
 
@@ -98,10 +100,102 @@ def test_on_mtfl_mtcnn_landmarks_are_scored_and_yaw_follows_the_pose_labels(tmp_
     from faceocc.pose_eval import yaw_bin
 
     assert [yaw_bin(y, (15, 45)) for y in (60, 30, 0, -30, -60)] == [1, 2, 3, 4, 5]
-    figures = pose_benchmark.mtfl_figures(shared_datasets / "landmarks_mtfl", 40, (15.0, 45.0))
+    figures = pose_benchmark.mtfl_figures(shared_datasets / "landmarks_mtfl", MtflRun(limit=40))
     assert figures["images"] == 40 and figures["mtcnn_missed"] <= 4
     assert 0 < figures["landmark_nme"]["all"] < 0.3
     bins = figures["yaw_bins_annotated_landmarks"]
     assert bins["within_one_bin"] > 0.9 and sum(map(sum, bins["confusion"])) == 40
     medians = bins["median_yaw"]  # MTFL's "left" labels: the face turned to the image's left, yaw > 0
     assert medians["left"] > 10 > -10 > medians["right"]
+    masked = figures["masked"]  # the same faces with a drawn mask: found less often, nose and mouth points worse
+    assert masked["faces"] == 40 and masked["found_masked_first_pass"] <= masked["found_masked_with_second_pass"]
+    assert masked["paired_faces"] >= 30
+    assert masked["point_nme"]["masked"]["nose"] > masked["point_nme"]["bare"]["nose"]
+    assert masked["point_nme"]["masked"]["left_eye"] < 0.3
+
+
+def test_a_drawn_mask_covers_nose_mouth_and_chin_and_leaves_the_eyes_alone():
+    image = np.full((240, 240, 3), 128, np.uint8)
+    truth = np.array([[95.0, 100], [145, 100], [120, 130], [100, 155], [140, 155]])
+    masked = mtfl_eval.masked_copy(image, truth, np.random.default_rng(0))
+    changed = np.abs(masked.astype(int) - image).sum(axis=2) > 10
+    for x, y in truth[2:]:
+        assert changed[int(y), int(x)]
+    assert changed[190, 120]  # the chin, below the mouth
+    for x, y in truth[:2]:
+        assert not changed[int(y), int(x)]
+    again = mtfl_eval.masked_copy(image, truth, np.random.default_rng(0))
+    assert np.array_equal(masked, again)  # the seed fixes the style: reruns measure the same images
+
+
+def _face(points, score=0.99) -> Face:
+    points = np.asarray(points, float)
+    return Face(box=(*points.min(axis=0), *points.max(axis=0)), score=score,
+                landmarks=tuple(map(tuple, points)))
+
+
+def test_the_annotated_face_is_the_detected_one_with_the_nearest_eyes_if_close_enough():
+    truth = np.array([[100.0, 100], [140, 100], [120, 120], [105, 140], [135, 140]])
+    near, other = _face(truth + 3), _face(truth + [200, 0])
+    assert mtfl_eval.nearest_face([other, near], truth) is near
+    assert mtfl_eval.nearest_face([_face(truth + [25, 0])], truth) is None  # 25 px > half of 40 px between eyes
+    assert mtfl_eval.nearest_face([], truth) is None
+
+
+class _ScriptedDetector:
+    """First pass and second pass return what the test says, and count their calls."""
+
+    def __init__(self, first, second):
+        self.first, self.second, self.calls = first, second, []
+
+    def detect(self, image):
+        self.calls.append("first")
+        return self.first
+
+    def detect_second_pass(self, image, config, min_score):
+        self.calls.append("second")
+        return self.second
+
+
+def test_the_second_pass_runs_only_when_the_first_misses_and_must_reach_the_score():
+    from faceocc.detection import SecondPassConfig
+
+    truth = np.array([[100.0, 100], [140, 100], [120, 120], [105, 140], [135, 140]])
+    image = np.zeros((200, 200, 3), np.uint8)
+    found = _ScriptedDetector([_face(truth)], [_face(truth)])
+    assert mtfl_eval.find(found, image, truth, SecondPassConfig())[1] == 1 and found.calls == ["first"]
+    missed = _ScriptedDetector([], [_face(truth + 1)])
+    points, detection_pass = mtfl_eval.find(missed, image, truth, SecondPassConfig())
+    assert detection_pass == 2 and np.allclose(points, truth + 1)
+    weak = _ScriptedDetector([], [_face(truth, score=0.5)])
+    assert mtfl_eval.find(weak, image, truth, SecondPassConfig(), min_score=0.9) == (None, 0)
+    assert mtfl_eval.find(_ScriptedDetector([], [_face(truth)]), image, truth, None) == (None, 0)
+
+
+def test_point_errors_are_per_landmark_and_their_mean_is_the_nme():
+    from faceocc.pose_eval import normalised_mean_error
+
+    truth = np.array([[0.0, 0], [10, 0], [5, 5], [2, 9], [8, 9]])
+    predicted = truth + [[0, 0], [0, 0], [3, 4], [0, 0], [0, 0]]
+    assert np.allclose(mtfl_eval.point_errors(predicted, truth), [0, 0, 0.5, 0, 0])
+    assert np.isclose(mtfl_eval.point_errors(predicted, truth).mean(), normalised_mean_error(predicted, truth))
+
+
+def test_masked_figures_compare_the_same_faces_bare_and_masked_against_the_annotated_pose():
+    rng = np.random.default_rng(0)
+    records = []
+    for k, yaw in enumerate((-30, -10, 0, 15, 35, 0)):
+        truth = pose.project_face(yaw, 5, 0, 600, CAMERA)[:5]
+        spread = np.array([[1, 1], [1, 1], [8, 8], [5, 5], [5, 5]], float)  # masked: nose and mouth wander
+        masked = truth + rng.normal(0, 1, (5, 2)) * spread
+        records.append({"image": f"{k}.jpg", "label": 3, "glasses": False, "size": SIZE, "truth": truth,
+                        "bare": truth + rng.normal(0, 0.5, (5, 2)), "masked": None if k == 5 else masked,
+                        "masked_pass": 0 if k == 5 else 1 + (k == 4)})
+    m = mtfl_eval.masked_figures(records, (15.0, 45.0))
+    assert (m["faces"], m["found_bare_first_pass"], m["found_masked_first_pass"],
+            m["found_masked_with_second_pass"], m["paired_faces"]) == (6, 6, 4, 5, 5)
+    assert m["point_nme"]["masked"]["nose"] > m["point_nme"]["bare"]["nose"]
+    bare, masked = m["pose_vs_annotated"]["bare, sqpnp5"], m["pose_vs_annotated"]["masked, sqpnp5"]
+    assert bare["faces"] == masked["faces"] == 5 and bare["mae_yaw"] < 1.0 < masked["mae_yaw"]
+    text = "\n".join(mtfl_eval.masked_markdown(m))
+    assert "| masked, sqpnp5 | 5 |" in text and "5 (83.3%) with the second pass" in text
