@@ -50,12 +50,14 @@ AXIS_COLOURS = {"x": (230, 40, 40), "y": (40, 200, 40), "z": (40, 90, 240)}  # R
 
 
 def _draw_pose(out: np.ndarray, record: dict, thickness: int, scale: float, corner: tuple[int, int]) -> None:
-    """The head's axes from the nose tip (as faceocc.pose.add_pose placed them), the angles under the box,
-    ATTENTION in red when the head is turned."""
+    """The head's axes from the nose tip (as faceocc.pose.add_pose placed them), the angles under the box (with a
+    "~" when a mask hid the points they come from), ATTENTION in red when the head is turned."""
     p = record["pose"]
     for name, (a, b) in (p.get("axes") or {}).items():
         cv2.arrowedLine(out, tuple(a), tuple(b), AXIS_COLOURS[name], thickness, cv2.LINE_AA, tipLength=0.2)
-    text = f"yaw {p['yaw']:.0f} pitch {p['pitch']:.0f} roll {p['roll']:.0f}" + (" ATTENTION" if p["attention"] else "")
+    about = "~" if p.get("masked_face") else ""
+    text = (f"yaw {about}{p['yaw']:.0f} pitch {about}{p['pitch']:.0f} roll {about}{p['roll']:.0f}"
+            + (" ATTENTION" if p["attention"] else ""))
     (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.putText(out, text, (corner[0], min(out.shape[0] - 2, corner[1] + th + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (230, 30, 30) if p["attention"] else (255, 255, 255), 1, cv2.LINE_AA)

@@ -58,6 +58,11 @@ def _predictor(args):
     return FacePredictor(load_model(args.model, args.task), FaceRules(min_score=args.min_score))
 
 
+def _masked_classes(classes) -> tuple[str, ...]:
+    """The model's classes that mean a mask over nose or mouth (its task's), for the pose's `masked_face`."""
+    return getattr(task_of_classes(tuple(classes)), "masked_classes", ())
+
+
 def _relative(file: Path, root: Path) -> Path:
     try:
         return file.relative_to(root)
@@ -81,6 +86,7 @@ def predict(args) -> int:
     from faceocc.pose import add_pose
 
     predictor = _predictor(args)
+    masked = _masked_classes(predictor.classifier.classes)
     files = list(find_images(args.paths))
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else sys.stdout
     counts, images, errors, faces = Counter(), 0, 0, 0
@@ -96,7 +102,7 @@ def predict(args) -> int:
                 records = predictor.predict_image(image, str(file), crops=args.crops)
                 if args.pose:
                     records = add_pose(records, (image.shape[1], image.shape[0]), args.attention_yaw,
-                                       args.attention_pitch)
+                                       args.attention_pitch, masked_labels=masked)
             for r in records:
                 out.write(json.dumps(r, ensure_ascii=False) + "\n")
                 if r["label"] is not None:
@@ -202,6 +208,7 @@ def video(args) -> int:
     from faceocc.video import VideoSettings, frames, run_video
 
     predictor = _predictor(args)
+    masked = _masked_classes(predictor.classifier.classes)
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
     several = len(args.inputs) > 1
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
@@ -230,7 +237,7 @@ def video(args) -> int:
                 nonlocal writer
                 if args.pose:
                     records = add_pose(records, (frame.shape[1], frame.shape[0]), args.attention_yaw,
-                                       args.attention_pitch)
+                                       args.attention_pitch, masked_labels=masked)
                 if target is not None:
                     if writer is None:
                         h, w = frame.shape[:2]

@@ -160,10 +160,12 @@ def attention(angles: dict, max_yaw: float, max_pitch: float) -> bool:
 
 
 def add_pose(records: list[dict], image_size: tuple[int, int], max_yaw: float, max_pitch: float,
-             method: str = DEFAULT_METHOD) -> list[dict]:
-    """Records (faceocc predict / video) with `pose`: {yaw, pitch, roll, attention, axes} for every face with
-    landmarks (axes: the head's x / y / z axes as image segments from the nose tip, half the face's width long, for
-    drawing); `pose: null` where the solver found none. Records without landmarks (crops) are left as they are."""
+             method: str = DEFAULT_METHOD, masked_labels: tuple[str, ...] = ()) -> list[dict]:
+    """Records (faceocc predict / video) with `pose`: {yaw, pitch, roll, attention, masked_face, axes} for every
+    face with landmarks (axes: the head's x / y / z axes as image segments from the nose tip, half the face's width
+    long, for drawing; masked_face: the face's label is one of `masked_labels`, so three of the five points were
+    guessed under a mask and the angles are coarse); `pose: null` where the solver found none. Records without
+    landmarks (crops) are left as they are."""
     out = []
     for r in records:
         if r.get("landmarks") is None:
@@ -177,5 +179,6 @@ def add_pose(records: list[dict], image_size: tuple[int, int], max_yaw: float, m
         # half the face's width in the model's millimetres at the estimated distance
         length = 0.5 * (r["box"][2] - r["box"][0]) * estimate_.tvec[2] / camera_matrix(*image_size)[0, 0]
         axes = {name: [list(a), list(b)] for name, (a, b) in axis_lines(estimate_, image_size, length).items()}
-        out.append({**r, "pose": {**angles, "attention": attention(angles, max_yaw, max_pitch), "axes": axes}})
+        out.append({**r, "pose": {**angles, "attention": attention(angles, max_yaw, max_pitch),
+                                  "masked_face": r.get("label") in masked_labels, "axes": axes}})
     return out

@@ -290,7 +290,9 @@ def test_predict_with_pose_adds_angles_and_an_attention_flag_and_draws_axes(phot
     assert cli.main(["predict", str(portrait), "--model", str(model_dir), "--pose", "--attention-yaw", "1",
                      "--annotate", str(tmp_path / "posed")]) == 0
     faces = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert faces and all(set(f["pose"]) == {"yaw", "pitch", "roll", "attention", "axes"} for f in faces)
+    assert faces and all(set(f["pose"]) == {"yaw", "pitch", "roll", "attention", "masked_face", "axes"}
+                         for f in faces)
+    assert all(f["pose"]["masked_face"] == (f["label"] in ("masked", "mask_sunglasses")) for f in faces)
     axes = faces[0]["pose"]["axes"]  # drawn as given: three arrows from the nose tip, as long as half the face
     nose, eyes = np.array(faces[0]["landmarks"][2]), np.array(faces[0]["landmarks"][:2])
     assert {tuple(a) for a, _ in axes.values()} == {tuple(axes["x"][0])}

@@ -83,6 +83,25 @@ def test_degenerate_landmarks_give_no_pose_or_a_finite_one():
         pose.estimate(pose.project_face(0, 0, 0, 600, CAMERA)[:5], SIZE, "dlib")
 
 
+def test_a_pose_says_when_a_mask_hid_the_points_it_comes_from():
+    points = pose.project_face(10, 0, 0, 600, CAMERA)[:5]
+    box = [float(points[:, 0].min() - 40), float(points[:, 1].min() - 50), float(points[:, 0].max() + 40),
+           float(points[:, 1].max() + 60)]
+    records = [{"label": label, "scores": {label: 0.9}, "box": box, "landmarks": points.tolist()}
+               for label in ("masked", "face")]
+    records.append({"label": "masked", "box": box, "landmarks": None})  # a crop: no landmarks, no pose
+    posed = pose.add_pose(records, SIZE, 30, 20, masked_labels=("masked", "mask_sunglasses"))
+    assert [r["pose"]["masked_face"] for r in posed[:2]] == [True, False]
+    assert "pose" not in posed[2]
+    assert not pose.add_pose(records[:1], SIZE, 30, 20)[0]["pose"]["masked_face"]  # no task given: not flagged
+    from faceocc.annotate import draw_predictions
+
+    canvas = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    unflagged = {**posed[0], "pose": {**posed[0]["pose"], "masked_face": False}}
+    drawn = [draw_predictions(canvas, [r], ("face", "masked")) for r in (posed[0], unflagged)]
+    assert not np.array_equal(*drawn)  # the angles of a masked face are drawn as approximate ("~")
+
+
 def test_pose_benchmark_stage_writes_a_table_per_method_and_noise(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"pose_benchmark": {"faces": 30, "noise_levels": [0.0, 0.05],

@@ -40,6 +40,15 @@ def test_the_typed_task_choice_lists_every_task():
         task_named("masks")
 
 
+def test_each_tasks_masked_classes_are_its_own_and_leave_the_bare_face_out():
+    from faceocc.tasks import MASK_WEARING, OCCLUSION4, TASKS
+
+    for task in TASKS.values():
+        assert task.masked_classes and set(task.masked_classes) < set(task.classes)
+    assert "face" not in OCCLUSION4.masked_classes and "sunglasses" not in OCCLUSION4.masked_classes
+    assert "without_mask" not in MASK_WEARING.masked_classes
+
+
 def test_a_sources_other_spellings_map_onto_the_tasks_classes():
     assert MASK_WEARING.label_of("mask_worn_incorrectly") == "mask_weared_incorrect"
     assert MASK_WEARING.label_of("without_mask") == "without_mask"
