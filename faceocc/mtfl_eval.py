@@ -85,26 +85,34 @@ def find(detector, image: np.ndarray, truth: np.ndarray, second_pass=None, min_s
 
 
 def measure(rows: list[dict], root: Path, detector, run: MtflRun, second_pass=None) -> list[dict]:
-    """One record per readable annotated image: its label, glasses, the annotation, and MTCNN's landmarks of
-    the annotated face bare and (with `run.masks`) masked, None where MTCNN did not find it."""
+    """One record per usable annotated image: its label, glasses, the annotation, and MTCNN's landmarks of
+    the annotated face bare and (with `run.masks`) masked, None where MTCNN did not find it. An unreadable image,
+    a malformed row or a failed detection is logged in one line and skipped."""
     from faceocc.images import ImageDecodeError, load_rgb
 
     records = []
     for index, row in enumerate(tqdm(rows, desc="MTFL", unit="image")):
         try:
+            truth, label = annotated_points(row), int(row["head_pose"])
             image = load_rgb(root / row["image"])
         except ImageDecodeError as err:
             log.warning("%s: unreadable (%s)", row["image"], err)
             continue
-        truth = annotated_points(row)
-        bare, _ = find(detector, image, truth)  # the first pass only, as MTFL's faces are bare
-        record = {"image": row["image"], "label": int(row["head_pose"]), "glasses": row["wearing_glasses"] == "yes",
-                  "size": (image.shape[1], image.shape[0]), "truth": truth, "bare": bare}
-        if run.masks:
-            # one generator per image, so a record does not depend on which images came before it
-            masked = masked_copy(image, truth, np.random.default_rng([run.seed, index]))
-            record["masked"], record["masked_pass"] = find(detector, masked, truth, second_pass,
-                                                           run.second_pass_min_score)
+        except (KeyError, ValueError) as err:
+            log.warning("%s: bad annotation row (%s)", row.get("image", f"row {index + 2}"), err)
+            continue
+        try:
+            bare, _ = find(detector, image, truth)  # the first pass only, as MTFL's faces are bare
+            record = {"image": row["image"], "label": label, "glasses": row.get("wearing_glasses") == "yes",
+                      "size": (image.shape[1], image.shape[0]), "truth": truth, "bare": bare}
+            if run.masks:
+                # one generator per image, so a record does not depend on which images came before it
+                masked = masked_copy(image, truth, np.random.default_rng([run.seed, index]))
+                record["masked"], record["masked_pass"] = find(detector, masked, truth, second_pass,
+                                                               run.second_pass_min_score)
+        except Exception as err:  # noqa: BLE001 - one image's failure is logged; the others are still measured
+            log.warning("%s: detection failed (%s)", row["image"], err)
+            continue
         records.append(record)
     return records
 
@@ -184,7 +192,8 @@ def figures(records: list[dict], images: int, run: MtflRun) -> dict:
 def markdown(result: dict, edges: tuple[float, float]) -> list[str]:
     """The MTFL sections of reports/pose.md."""
     lines = ["", "## Real faces: MTFL", "",
-             f"{result['images']} annotated images ({result['unreadable']} unreadable); MTCNN found the annotated "
+             f"{result['images']} annotated images ({result['unreadable']} skipped: unreadable, a malformed row or a "
+             "failed detection); MTCNN found the annotated "
              f"face in {result['images'] - result['unreadable'] - result['mtcnn_missed']}.", "",
              "MTCNN landmarks against the annotation, normalised mean error (by the annotated inter-ocular distance; "
              "MTFL's own occluder is glasses; drawn masks below):", "",

@@ -191,6 +191,28 @@ def test_the_second_pass_runs_only_when_the_first_misses_and_must_reach_the_scor
     assert mtfl_eval.find(_ScriptedDetector([], [_face(truth)]), image, truth, None) == (None, 0)
 
 
+def test_an_unreadable_image_a_malformed_row_or_a_failed_detection_is_skipped_and_the_rest_measured(tmp_path):
+    import cv2
+
+    truth = np.array([[100.0, 100], [140, 100], [120, 120], [105, 140], [135, 140]])
+    cv2.imwrite(str(tmp_path / "ok.png"), np.full((240, 240, 3), 128, np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    row = {f"{n}_{a}": str(v) for n, p in zip(mtfl_eval.POINT_NAMES, truth) for a, v in zip("xy", p)}
+    rows = [{**row, "image": "ok.png", "head_pose": "3", "wearing_glasses": "no"},
+            {**row, "image": "broken.jpg", "head_pose": "3", "wearing_glasses": "no"},
+            {**row, "image": "ok.png", "head_pose": "frontal", "wearing_glasses": "no"}]
+    records = mtfl_eval.measure(rows, tmp_path, _ScriptedDetector([_face(truth)], []), MtflRun())
+    assert [(r["image"], r["masked_pass"]) for r in records] == [("ok.png", 1)]
+
+    class Failing(_ScriptedDetector):
+        def detect(self, image):
+            raise RuntimeError("torch ran out of memory")
+
+    assert mtfl_eval.measure(rows[:1], tmp_path, Failing([], []), MtflRun()) == []
+    result = mtfl_eval.figures(records, len(rows), MtflRun())
+    assert result["unreadable"] == 2 and result["mtcnn_missed"] == 0
+
+
 def test_point_errors_are_per_landmark_and_their_mean_is_the_nme():
     from faceocc.pose_eval import normalised_mean_error
 
