@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from faceocc import pose
 from faceocc.occlusion import random_mask_style, render_mask
-from faceocc.pose_eval import MTFL_POSES, angle_error, bin_agreement, normalised_mean_error
+from faceocc.pose_eval import MTFL_POSES, angle_error, bin_agreement, normalised_mean_error, point_errors
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,6 @@ def nearest_face(faces: Sequence, truth: np.ndarray):
     distance = lambda f: float(np.linalg.norm(np.mean(np.asarray(f.landmarks)[:2], axis=0) - eyes))  # noqa: E731
     best = min(faces, key=distance, default=None)
     return best if best is not None and distance(best) <= radius else None
-
-
-def point_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Each point's distance from the truth, over the true inter-ocular distance (their mean is the NME)."""
-    interocular = max(float(np.linalg.norm(truth[1] - truth[0])), 1e-6)
-    return np.linalg.norm(np.asarray(predicted) - truth, axis=1) / interocular
 
 
 def masked_copy(image: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -121,7 +121,12 @@ def bin_agreement(yaws: list[float], labels: list[int], edges: tuple[float, floa
             "confusion": matrix.tolist()}
 
 
+def point_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each point's distance from the truth, over the true inter-ocular (eye centre) distance."""
+    interocular = max(float(np.linalg.norm(truth[1] - truth[0])), 1e-6)
+    return np.linalg.norm(np.asarray(predicted) - truth, axis=1) / interocular
+
+
 def normalised_mean_error(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Mean distance over the 5 points, divided by the true inter-ocular (eye centre) distance."""
-    interocular = float(np.linalg.norm(truth[1] - truth[0]))
-    return float(np.mean(np.linalg.norm(predicted - truth, axis=1))) / max(interocular, 1e-6)
+    """Mean distance over the 5 points, divided by the true inter-ocular distance."""
+    return float(np.mean(point_errors(predicted, truth)))

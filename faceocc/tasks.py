@@ -24,7 +24,7 @@ class Task:
     # key path -> value; plain data so release.py can write them into the workspace's params.yaml
     release_params: dict = field(default_factory=dict)
     # classes whose faces wear a mask over the nose or mouth: MTCNN guesses those landmarks under it, so a head
-    # pose from them is coarse (reports/pose.md, masked faces: about 10 degrees per axis from the bare face's)
+    # pose from them is coarse (reports/pose.md, masked faces: about 10 degrees of yaw and pitch off)
     masked_classes: tuple[str, ...] = ()
 
     def label_of(self, name: str) -> str:

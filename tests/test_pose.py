@@ -214,12 +214,12 @@ def test_an_unreadable_image_a_malformed_row_or_a_failed_detection_is_skipped_an
 
 
 def test_point_errors_are_per_landmark_and_their_mean_is_the_nme():
-    from faceocc.pose_eval import normalised_mean_error
+    from faceocc.pose_eval import normalised_mean_error, point_errors
 
     truth = np.array([[0.0, 0], [10, 0], [5, 5], [2, 9], [8, 9]])
     predicted = truth + [[0, 0], [0, 0], [3, 4], [0, 0], [0, 0]]
-    assert np.allclose(mtfl_eval.point_errors(predicted, truth), [0, 0, 0.5, 0, 0])
-    assert np.isclose(mtfl_eval.point_errors(predicted, truth).mean(), normalised_mean_error(predicted, truth))
+    assert np.allclose(point_errors(predicted, truth), [0, 0, 0.5, 0, 0])
+    assert np.isclose(point_errors(predicted, truth).mean(), normalised_mean_error(predicted, truth))
 
 
 def test_masked_figures_compare_the_same_faces_bare_and_masked_against_the_annotated_pose():
