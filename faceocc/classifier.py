@@ -35,6 +35,9 @@ class ModelCard:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     crop: dict = field(default_factory=dict)      # the crop geometry the model was trained on (size, margin)
+    # how its training faces were found (faceocc.finder.FinderSettings as written by the crop stage); the tool
+    # finds faces the same way. {} in cards older than the finder: the tool then uses FinderSettings' defaults.
+    finder: dict = field(default_factory=dict)
     start: str = ""                               # where the backbone's weights came from
     data_sha256: str = ""                         # of the training and split manifests
     train_counts: dict = field(default_factory=dict)

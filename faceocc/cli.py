@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faceocc.classifier import Classifier, ModelFileError
+from faceocc.detectors import DETECTORS
 from faceocc.tasks import TASKS, task_named, task_of_classes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +54,14 @@ def load_model(path: Path | None, task_name: str | None = None):
 
 
 def _predictor(args):
-    from faceocc.inference import FacePredictor, FaceRules
+    from faceocc.inference import FacePredictor, finder_settings
 
-    return FacePredictor(load_model(args.model, args.task), FaceRules(min_score=args.min_score))
+    classifier = load_model(args.model, args.task)
+    try:
+        settings = finder_settings(classifier.card, args.detector, args.min_score)
+    except ValueError as err:
+        raise SystemExit(f"faceocc: {err}") from None
+    return FacePredictor(classifier, settings)
 
 
 def _masked_classes(classes) -> tuple[str, ...]:
@@ -297,7 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="occlusion4 (face / masked / sunglasses / mask_sunglasses, the default) or mask_wearing "
                             "(with_mask / without_mask / mask_weared_incorrect, models/release_mask_wearing); "
                             "with --model, the model must be one of this task")
-        p.add_argument("--min-score", type=float, default=0.9, help="MTCNN face probability to accept (0.9)")
+        p.add_argument("--detector", choices=sorted(DETECTORS),
+                       help="face detector (default: the one the model's training faces were found with, its card's)")
+        p.add_argument("--min-score", type=float,
+                       help="detector score a face must reach (default: the card's, or the --detector's usual one)")
 
     def head_pose(p):
         p.add_argument("--pose", action="store_true", help="head pose per face from its 5 landmarks (solvePnP): "
@@ -335,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=sort, mode="copy")
 
     v = commands.add_parser("video", help="classify faces in video files or a webcam, write an annotated video",
-                            description="MTCNN runs every --detect-every frames on a frame shrunk to "
+                            description="The face detector runs every --detect-every frames on a frame shrunk to "
                             "--detect-max-side pixels; boxes are carried between detections and every face is "
                             "classified on every frame. A summary line per video goes to stderr.")
     v.add_argument("inputs", nargs="+", help="video files, or a webcam index such as 0 (stop it with Ctrl-C "

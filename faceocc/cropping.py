@@ -1,4 +1,4 @@
-"""Which detected faces to keep, and how a face becomes a fixed-size square crop.
+"""How a face becomes a fixed-size square crop.
 
 One crop geometry is shared by the crop stage and inference, so a model never sees crops framed differently
 from the ones it was trained on.
@@ -7,45 +7,17 @@ from the ones it was trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
 
 import cv2
 import numpy as np
 
-from faceocc.detection import Face
+from faceocc.faces import Face
 
 
 @dataclass(frozen=True)
 class CropGeometry:
     size: int = 112  # output side, pixels
     margin: float = 0.2  # the square crop's side is the box's long side * (1 + margin)
-
-
-@dataclass(frozen=True)
-class FaceSelection:
-    keep: Literal["largest", "all"] = "largest"
-    min_probability: float = 0.9
-    min_face_px: int = 24  # a box whose short side (source pixels) is under this is "too small"
-
-
-@dataclass(frozen=True)
-class Selected:
-    """The faces to crop and, when there are none, why (`no_face` or `too_small`)."""
-
-    faces: tuple[Face, ...]
-    outcome: str
-
-
-def select_faces(faces: Sequence[Face], rule: FaceSelection) -> Selected:
-    confident = [f for f in faces if f.score >= rule.min_probability]
-    if not confident:
-        return Selected((), "no_face")
-    big_enough = [f for f in confident if f.short_side >= rule.min_face_px]
-    if not big_enough:
-        return Selected((), "too_small")
-    if rule.keep == "largest":
-        big_enough = [max(big_enough, key=lambda f: f.width * f.height)]
-    return Selected(tuple(big_enough), "kept")
 
 
 def crop_square(face: Face, margin: float) -> tuple[int, int, int]:

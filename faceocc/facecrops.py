@@ -1,12 +1,13 @@
 """The crop step: raw images in, face crops plus one outcome per image out.
 
-Every input ends with an outcome: `kept`, `no_face`, `too_small`, `decode_error: <reason>` or (should MTCNN
-itself fail on an image) `detect_error: <reason>`; none silently disappears. Detection rates per label are
+Every input ends with an outcome: `kept`, `no_face`, `too_small`, `decode_error: <reason>` or (should the
+detector itself fail on an image) `detect_error: <reason>`; none silently disappears. Faces are found by the
+`FaceFinder` the tool uses (faceocc/finder.py). Detection rates per label are
 counted before and after the second pass, so the gain from the second pass on occluded faces is a measured
 figure, not a hope.
 
 An image whose source annotated its faces (a PascalVOC box, a ROF record) is cut at those boxes instead of
-detected: the annotator saw the masked faces MTCNN misses. Its landmarks are the source's, or else a template
+detected: the annotator saw the masked faces detectors miss. Its landmarks are the source's, or else a template
 placed in the box (`landmarks: template` in crops.csv), never a detection pretending to be one.
 """
 
@@ -23,8 +24,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from faceocc.cropping import CropGeometry, FaceSelection, crop_face, select_faces
-from faceocc.detection import LANDMARK_NAMES, Face, FaceDetector, SecondPassConfig, shrink_to_max_side
+from faceocc.cropping import CropGeometry, crop_face
+from faceocc.faces import LANDMARK_NAMES, Face, template_landmarks
+from faceocc.finder import FaceFinder
 from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.sheets import contact_sheet, draw_points
 
@@ -37,9 +39,6 @@ _POINT_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "
 CROP_COLUMNS = (("crop_id", "source_id", "label", "file", "x1", "y1", "x2", "y2", "probability",
                  "detection_pass", "landmarks") + _POINT_COLUMNS + tuple(f"crop_{c}" for c in _POINT_COLUMNS))
 ANNOTATED = "annotation"  # found_in_pass of an image cut at its source's boxes
-# Where MTCNN puts the 5 points inside its own box, on average (fractions of width, height): the stand-in for
-# landmarks of an annotated box that came without any, so alignment and drawing still have points to use.
-TEMPLATE_LANDMARKS = ((0.31, 0.40), (0.69, 0.40), (0.50, 0.59), (0.35, 0.78), (0.65, 0.78))
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,7 @@ def annotated_faces(annotation: str) -> tuple[Face, ...] | None:
         if points and len(points) == len(LANDMARK_NAMES):
             landmarks, landmarks_from = tuple((float(x), float(y)) for x, y in points), "annotation"
         else:
-            w, h = box[2] - box[0], box[3] - box[1]
-            landmarks = tuple((box[0] + fx * w, box[1] + fy * h) for fx, fy in TEMPLATE_LANDMARKS)
-            landmarks_from = "template"
+            landmarks, landmarks_from = template_landmarks(box), "template"
         faces.append(Face(box, 1.0, landmarks, detection_pass=0, landmarks_from=landmarks_from))
     return tuple(faces) or None
 
@@ -80,49 +77,40 @@ class CropResult:
 def run_crop(
     images: Sequence[SourceImage],
     out_dir: Path,
-    detector: FaceDetector,
-    selection: FaceSelection,
+    finder: FaceFinder,
+    keep: str,
     geometry: CropGeometry,
-    second_pass: SecondPassConfig,
     batch_size: int,
     progress=None,
 ) -> CropResult:
-    """Detect, select and crop faces from `images`; crops go to out_dir/<label>/<crop_id>.png."""
+    """Find, keep (`largest` or `all`) and crop faces from `images`; crops go to out_dir/<label>/<crop_id>.png."""
     outcomes, crops = [], []
-    seconds = 0.0
-    # Decode a chunk, detect it in equal-shape batches, then crop: memory stays bounded on big folders.
+    seconds_before = finder.seconds
+    # Decode a chunk, find its faces in equal-shape batches, then crop: memory stays bounded on big folders.
     for chunk in _chunks(images, max(batch_size * 4, 16)):
         decoded, failed = _decode(chunk)
         outcomes.extend(failed)
-        start = time.perf_counter()
-        found = _detect_grouped(detector, [(item, image) for item, image in decoded if item.annotated is None],
-                                batch_size)
-        seconds += time.perf_counter() - start
+        to_detect = [(item, image) for item, image in decoded if item.annotated is None]
+        found = dict(zip((item.id for item, _ in to_detect),
+                         finder.find_batch([image for _, image in to_detect], batch_size)))
         for item, image in decoded:
-            faces = item.annotated if item.annotated is not None else found[item.id]
-            if isinstance(faces, Exception):
-                outcomes.append(_failed_row(item, f"detect_error: {faces}"))
+            if item.annotated is not None:
+                # the source's boxes stand in for detections; the size rule still applies
+                result, found_in_pass = finder.select(item.annotated, 0), ANNOTATED
+            else:
+                result = found[item.id]
+                found_in_pass = result.detection_pass or ""
+            if result.outcome.startswith("detect_error"):
+                outcomes.append(_failed_row(item, result.outcome))
                 continue
-            chosen = select_faces(faces, selection)
-            found_in_pass = ANNOTATED if item.annotated is not None else 1 if chosen.outcome != "no_face" else ""
-            if chosen.outcome == "no_face" and second_pass.enabled and item.annotated is None:
-                start = time.perf_counter()
-                try:
-                    faces = detector.detect_second_pass(image, second_pass, selection.min_probability)
-                except Exception as err:  # noqa: BLE001 - recorded as this image's outcome
-                    outcomes.append(_failed_row(item, f"detect_error: {err}"))
-                    continue
-                finally:
-                    seconds += time.perf_counter() - start
-                chosen = select_faces(faces, selection)
-                found_in_pass = 2 if chosen.outcome != "no_face" else ""
+            faces = keep_faces(result.faces, keep)
             outcomes.append({
-                "id": item.id, "label": item.label, "file": str(item.path), "outcome": chosen.outcome,
+                "id": item.id, "label": item.label, "file": str(item.path),
+                "outcome": "kept" if result.outcome == "ok" else result.outcome,
                 "width": image.shape[1], "height": image.shape[0],
-                "faces_detected": sum(f.score >= selection.min_probability for f in faces),
-                "faces_kept": len(chosen.faces), "found_in_pass": found_in_pass,
+                "faces_detected": result.candidates, "faces_kept": len(faces), "found_in_pass": found_in_pass,
             })
-            for k, face in enumerate(chosen.faces):
+            for k, face in enumerate(faces):
                 crops.append(_save_crop(image, face, item, k, out_dir, geometry))
         if progress is not None:
             progress.update(len(chunk))
@@ -131,7 +119,14 @@ def run_crop(
                                  errors=counts["decode_error"] + counts["detect_error"])
     order = {item.id: i for i, item in enumerate(images)}
     outcomes.sort(key=lambda r: order[r["id"]])
-    return CropResult(outcomes, crops, seconds)
+    return CropResult(outcomes, crops, finder.seconds - seconds_before)
+
+
+def keep_faces(faces: Sequence[Face], keep: str) -> tuple[Face, ...]:
+    """The faces a labelled photo contributes: its largest (the one its label describes) or all of them."""
+    if keep == "largest" and faces:
+        return (max(faces, key=lambda f: f.width * f.height),)
+    return tuple(faces)
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -154,31 +149,6 @@ def _failed_row(item: SourceImage, outcome: str) -> dict:
     log.warning("%s (%s): %s", item.path, item.origin, outcome)
     return {"id": item.id, "label": item.label, "file": str(item.path), "outcome": outcome, "width": "",
             "height": "", "faces_detected": "", "faces_kept": 0, "found_in_pass": ""}
-
-
-def _detect_grouped(detector: FaceDetector, decoded, batch_size: int) -> dict[str, list | Exception]:
-    """First-pass faces per item id (or the exception detection raised), batching equal shapes."""
-    groups: dict[tuple, list] = defaultdict(list)
-    for item, image in decoded:
-        small, scale = shrink_to_max_side(image, detector.config.max_side)
-        groups[small.shape].append((item, small, scale))
-    found = {}
-    for members in groups.values():
-        for batch in _chunks(members, batch_size):
-            try:
-                per_image = detector.detect_batch([small for _, small, _ in batch])
-            except Exception:  # noqa: BLE001 - one bad image must not lose its batch: retry one by one
-                per_image = [_detect_one(detector, small) for _, small, _ in batch]
-            for (item, _, scale), faces in zip(batch, per_image):
-                found[item.id] = faces if isinstance(faces, Exception) else [f.to_source(scale) for f in faces]
-    return found
-
-
-def _detect_one(detector: FaceDetector, image: np.ndarray):
-    try:
-        return detector.detect_batch([image])[0]
-    except Exception as err:  # noqa: BLE001 - recorded as this image's outcome
-        return err
 
 
 def _save_crop(image, face, item: SourceImage, k: int, out_dir: Path, geometry: CropGeometry) -> dict:

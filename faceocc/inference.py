@@ -1,5 +1,6 @@
-"""Faces in a photo -> one record per face with its class: MTCNN (with the crop stage's second pass for faces the
-first pass misses), the crop geometry the model was trained on, and the same `Classifier` evaluation uses.
+"""Faces in a photo -> one record per face with its class: the `FaceFinder` the model's training crops were
+found with (its card's finder settings), the crop geometry the model was trained on, and the same `Classifier`
+evaluation uses.
 
 Records are plain dicts ready for JSON: `box` [x1, y1, x2, y2] and `landmarks` [[x, y] x 5] in the photo's
 pixels, `detection_score`, `label`, `scores` {class: probability}. A photo that yields no classified face gives
@@ -8,22 +9,33 @@ one record with `label: None` and a `reason` (`no_face`, `too_small`, or why the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from faceocc.cropping import CropGeometry, crop_face
-from faceocc.detection import DetectorConfig, Face, FaceDetector, SecondPassConfig
+from faceocc.faces import Face
+from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import IMAGE_SUFFIXES, ImageDecodeError, load_rgb
 
 
-@dataclass(frozen=True)
-class FaceRules:
-    min_score: float = 0.9        # MTCNN probability a face must reach (the crop stage's default)
-    min_face_px: int = 20         # shorter box side in photo pixels; smaller faces are reported as too_small
-    second_pass: SecondPassConfig = field(default_factory=SecondPassConfig)
+def finder_settings(card, detector: str | None = None, threshold: float | None = None) -> FinderSettings:
+    """The card's finder (FinderSettings' defaults for a card older than the finder), with a user's detector
+    and threshold swapped in; a new detector without a threshold gets the registry's usual one. The rest (size
+    rule, pyramid, second pass) stays the card's."""
+    from faceocc.detectors import DETECTORS
+
+    settings = FinderSettings.from_dict(card.finder, "card.finder") if card.finder else FinderSettings()
+    d = settings.detector
+    if detector is not None and detector != d.name:
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r}; valid: {sorted(DETECTORS)}")
+        d = replace(d, name=detector, threshold=DETECTORS[detector].threshold)
+    if threshold is not None:
+        d = replace(d, threshold=threshold)
+    return replace(settings, detector=d)
 
 
 def find_images(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
@@ -54,19 +66,21 @@ def _glob_root(pattern: str) -> Path:
 
 
 class FacePredictor:
-    """Detector + classifier, loaded once; `predict_image` is safe to call on any file."""
+    """Finder + classifier, loaded once; `predict_image` is safe to call on any file."""
 
-    def __init__(self, classifier, rules: FaceRules = FaceRules(), detector: FaceDetector | None = None):
+    def __init__(self, classifier, settings: FinderSettings | None = None, finder: FaceFinder | None = None,
+                 threads: int = 1):
+        """`settings` default to the card's finder; `finder` is one already loaded (tests, benchmarks)."""
         self.classifier = classifier
-        self.rules = rules
+        self.settings = finder.settings if finder else settings or finder_settings(classifier.card)
         self.geometry = CropGeometry(**classifier.card.crop) if classifier.card.crop else CropGeometry()
-        self._detector = detector
+        self._finder, self._threads = finder, threads
 
     @property
-    def detector(self) -> FaceDetector:
-        if self._detector is None:  # MTCNN is only loaded when some input needs detection
-            self._detector = FaceDetector(DetectorConfig(device="cpu"))
-        return self._detector
+    def finder(self) -> FaceFinder:
+        if self._finder is None:  # the detector is only loaded when some input needs detection
+            self._finder = FaceFinder(self.settings, threads=self._threads)
+        return self._finder
 
     def read(self, path: Path) -> tuple[np.ndarray | None, str | None]:
         try:
@@ -75,17 +89,9 @@ class FacePredictor:
             return None, str(err)
 
     def faces(self, image: np.ndarray) -> tuple[list[Face], str]:
-        """Faces worth classifying, largest first, or ([], why not)."""
-        found = [f for f in self.detector.detect(image) if f.score >= self.rules.min_score]
-        if not found and self.rules.second_pass.enabled:
-            found = [f for f in self.detector.detect_second_pass(image, self.rules.second_pass, self.rules.min_score)
-                     if f.score >= self.rules.min_score]
-        if not found:
-            return [], "no_face"
-        big = [f for f in found if f.short_side >= self.rules.min_face_px]
-        if not big:
-            return [], "too_small"
-        return sorted(big, key=lambda f: -f.width * f.height), "ok"
+        """Faces worth classifying, largest first, or ([], why not: no_face, too_small, detect_error: ...)."""
+        found = self.finder.find(image)
+        return list(found.faces), found.outcome
 
     def predict_image(self, image: np.ndarray, path: str, crops: bool = False) -> list[dict]:
         if crops:  # the whole file is an already-cropped face

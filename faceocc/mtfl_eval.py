@@ -1,14 +1,14 @@
-"""MTCNN's landmarks, and the head pose they give, on MTFL's annotated real faces: as photographed, and again with
-a face mask drawn over nose, mouth and chin.
+"""The face finder's landmarks, and the head pose they give, on MTFL's annotated real faces: as photographed, and
+again with a face mask drawn over nose, mouth and chin.
 
 The second source document rests on MTCNN's 5 keypoints surviving a mask. No data set here has masked faces with
 landmark annotations, so the mask is drawn (faceocc.occlusion, a random style per image) where the *annotated*
 landmarks put the nose and mouth: the annotation stays the truth, and the same face is measured bare and masked.
 Pose is judged against the pose the annotated landmarks give (sqpnp5): MTFL has only a coarse pose label, so this
-measures how far MTCNN's points, bare or masked, move the estimate, not the estimate's own error (reports/pose.md
+measures how far the detector's points, bare or masked, move the estimate, not the estimate's own error (reports/pose.md
 has that on synthetic faces).
 
-A masked face MTCNN misses on the first pass gets the second pass the crop stage and `faceocc predict` use."""
+A masked face the first pass misses gets the second pass the crop stage and `faceocc predict` use."""
 
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ class MtflRun:
     yaw_edges: tuple[float, float] = (15.0, 45.0)
     masks: bool = True                           # also measure each face with a drawn mask
     seed: int = 0                                # mask styles
-    second_pass_min_score: float = 0.9           # = faceocc predict's --min-score
 
 
 def annotated_points(row: dict) -> np.ndarray:
@@ -65,22 +64,22 @@ def masked_copy(image: np.ndarray, truth: np.ndarray, rng: np.random.Generator) 
     return render_mask(image, [tuple(p) for p in truth], random_mask_style(rng))
 
 
-def find(detector, image: np.ndarray, truth: np.ndarray, second_pass=None, min_score: float = 0.9):
-    """(landmarks, detection pass) of the annotated face, or (None, 0). The second pass runs only on a miss."""
-    face = nearest_face(detector.detect(image), truth)
+def find(finder, image: np.ndarray, truth: np.ndarray, second_pass: bool = False):
+    """(landmarks, detection pass) of the annotated face among the faces the finder reports (its threshold and
+    size rule), or (None, 0). With `second_pass`, the finder's second pass runs on a miss, as the tool's does."""
+    face = nearest_face(finder.select(finder.first_pass(image), 1).faces, truth)
     if face is not None:
         return np.asarray(face.landmarks), 1
-    if second_pass is not None and second_pass.enabled:
-        found = [f for f in detector.detect_second_pass(image, second_pass, min_score) if f.score >= min_score]
-        face = nearest_face(found, truth)
+    if second_pass and finder.settings.second_pass.enabled:
+        face = nearest_face(finder.select(finder.second_pass(image, finder.threshold), 2).faces, truth)
         if face is not None:
             return np.asarray(face.landmarks), 2
     return None, 0
 
 
-def measure(rows: list[dict], root: Path, detector, run: MtflRun, second_pass=None) -> list[dict]:
-    """One record per usable annotated image: its label, glasses, the annotation, and MTCNN's landmarks of
-    the annotated face bare and (with `run.masks`) masked, None where MTCNN did not find it. An unreadable image,
+def measure(rows: list[dict], root: Path, finder, run: MtflRun) -> list[dict]:
+    """One record per usable annotated image: its label, glasses, the annotation, and the finder's landmarks of
+    the annotated face bare and (with `run.masks`) masked, None where it was not found. An unreadable image,
     a malformed row or a failed detection is logged in one line and skipped."""
     from faceocc.images import ImageDecodeError, load_rgb
 
@@ -96,14 +95,13 @@ def measure(rows: list[dict], root: Path, detector, run: MtflRun, second_pass=No
             log.warning("%s: bad annotation row (%s)", row.get("image", f"row {index + 2}"), err)
             continue
         try:
-            bare, _ = find(detector, image, truth)  # the first pass only, as MTFL's faces are bare
+            bare, _ = find(finder, image, truth)  # the first pass only, as MTFL's faces are bare
             record = {"image": row["image"], "label": label, "glasses": row.get("wearing_glasses") == "yes",
                       "size": (image.shape[1], image.shape[0]), "truth": truth, "bare": bare}
             if run.masks:
                 # one generator per image, so a record does not depend on which images came before it
                 masked = masked_copy(image, truth, np.random.default_rng([run.seed, index]))
-                record["masked"], record["masked_pass"] = find(detector, masked, truth, second_pass,
-                                                               run.second_pass_min_score)
+                record["masked"], record["masked_pass"] = find(finder, masked, truth, second_pass=True)
         except Exception as err:  # noqa: BLE001 - one image's failure is logged; the others are still measured
             log.warning("%s: detection failed (%s)", row["image"], err)
             continue
@@ -117,7 +115,7 @@ def _mean(values) -> float | None:
 
 
 def landmark_figures(records: list[dict]) -> dict:
-    """Bare MTCNN landmarks' NME: all faces found, by glasses and by MTFL pose label."""
+    """The bare faces' detected landmarks' NME: all faces found, by glasses and by MTFL pose label."""
     found = [r for r in records if r["bare"] is not None]
     groups: dict[str, list[float]] = {}
     for r in found:
@@ -129,12 +127,12 @@ def landmark_figures(records: list[dict]) -> dict:
 
 
 def reference_poses(records: list[dict]) -> list:
-    """The pose each record's annotated landmarks give (the default method): the yardstick for MTCNN's."""
+    """The pose each record's annotated landmarks give (the default method): the yardstick for the detector's."""
     return [pose.estimate(r["truth"], r["size"]) for r in records]
 
 
 def masked_figures(records: list[dict], edges: tuple[float, float]) -> dict:
-    """Bare against masked on the same faces: how often MTCNN finds the face, each landmark's error, and how far
+    """Bare against masked on the same faces: how often the finder finds the face, each landmark's error, and how far
     each condition's pose is from the annotated landmarks' pose."""
     paired = [r for r in records if r["bare"] is not None and r["masked"] is not None]
     per_point = {condition: {name: _mean(point_errors(r[condition], r["truth"])[k] for r in paired)
@@ -165,31 +163,33 @@ def masked_figures(records: list[dict], edges: tuple[float, float]) -> dict:
             "paired_faces": len(paired),
             "point_nme": per_point,
             "pose_vs_annotated": pose_errors,
-            "yaw_bins_mtcnn_landmarks_masked": bin_agreement([y for y, _ in masked_yaws],
+            "yaw_bins_detected_landmarks_masked": bin_agreement([y for y, _ in masked_yaws],
                                                              [label for _, label in masked_yaws], edges)}
 
 
-def figures(records: list[dict], images: int, run: MtflRun) -> dict:
+def figures(records: list[dict], images: int, run: MtflRun, detector: str) -> dict:
     """Everything reports/pose.json carries about MTFL."""
     found = [r for r in records if r["bare"] is not None]
     yaws = [(p.yaw if p else 0.0) for p in reference_poses(records)]
     detected = [(pose.estimate(r["bare"], r["size"]), r["label"]) for r in found]
     detected = [(p.yaw, label) for p, label in detected if p is not None]
-    return {"images": images, "unreadable": images - len(records), "mtcnn_missed": len(records) - len(found),
+    return {"images": images, "detector": detector, "unreadable": images - len(records),
+            "detector_missed": len(records) - len(found),
             "landmark_nme": landmark_figures(records),
             "yaw_bins_annotated_landmarks": bin_agreement(yaws, [r["label"] for r in records], run.yaw_edges),
-            "yaw_bins_mtcnn_landmarks": bin_agreement([y for y, _ in detected], [lab for _, lab in detected],
+            "yaw_bins_detected_landmarks": bin_agreement([y for y, _ in detected], [lab for _, lab in detected],
                                                       run.yaw_edges),
             "masked": masked_figures(records, run.yaw_edges) if run.masks else None}
 
 
 def markdown(result: dict, edges: tuple[float, float]) -> list[str]:
     """The MTFL sections of reports/pose.md."""
+    det = result["detector"]
     lines = ["", "## Real faces: MTFL", "",
              f"{result['images']} annotated images ({result['unreadable']} skipped: unreadable, a malformed row or a "
-             "failed detection); MTCNN found the annotated "
-             f"face in {result['images'] - result['unreadable'] - result['mtcnn_missed']}.", "",
-             "MTCNN landmarks against the annotation, normalised mean error (by the annotated inter-ocular distance; "
+             f"failed detection); the finder ({det}) found the annotated "
+             f"face in {result['images'] - result['unreadable'] - result['detector_missed']}.", "",
+             f"{det} landmarks against the annotation, normalised mean error (by the annotated inter-ocular distance; "
              "MTFL's own occluder is glasses; drawn masks below):", "",
              "| faces | NME |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in result["landmark_nme"].items() if v is not None]
@@ -198,25 +198,25 @@ def markdown(result: dict, edges: tuple[float, float]) -> list[str]:
               "per label shows that MTFL's left is a face turned to the image's left (yaw > 0 here).", "",
               "| landmarks | faces | exact bin | within one bin | " +
               " | ".join(f"median yaw {n}" for n in MTFL_POSES.values()) + " |", "|---|---|---|---|" + "---|" * 5]
-    bins = [("annotated", result["yaw_bins_annotated_landmarks"]), ("MTCNN", result["yaw_bins_mtcnn_landmarks"])]
+    bins = [("annotated", result["yaw_bins_annotated_landmarks"]), (det, result["yaw_bins_detected_landmarks"])]
     if result.get("masked"):
-        bins.append(("MTCNN, masked", result["masked"]["yaw_bins_mtcnn_landmarks_masked"]))
+        bins.append((f"{det}, masked", result["masked"]["yaw_bins_detected_landmarks_masked"]))
     for name, b in bins:
         lines.append(f"| {name} | {b['faces']} | {b['exact']:.1%} | {b['within_one_bin']:.1%} | " +
                      " | ".join(f"{b['median_yaw'].get(n, float('nan')):+.1f}°" for n in MTFL_POSES.values()) + " |")
     if result.get("masked"):
-        lines += masked_markdown(result["masked"])
+        lines += masked_markdown(result["masked"], det)
     return lines
 
 
-def masked_markdown(m: dict) -> list[str]:
+def masked_markdown(m: dict, det: str) -> list[str]:
     n = max(m["faces"], 1)
     lines = ["", "### The same faces with a drawn mask", "",
              "Each image again, with a mask (random style: surgical, cloth or N95) drawn over nose, mouth and chin "
              "where the *annotated* landmarks put them, so the annotation stays the truth "
              "(faceocc/mtfl_eval.py). A drawn mask is not a worn one: no fabric folds under the chin, no "
              "shadow on the cheeks.", "",
-             f"- MTCNN found the annotated face in {m['found_bare_first_pass']} of {m['faces']} bare images "
+             f"- {det} found the annotated face in {m['found_bare_first_pass']} of {m['faces']} bare images "
              f"({m['found_bare_first_pass'] / n:.1%}), and masked in {m['found_masked_first_pass']} "
              f"({m['found_masked_first_pass'] / n:.1%}) on the first pass, {m['found_masked_with_second_pass']} "
              f"({m['found_masked_with_second_pass'] / n:.1%}) with the second pass the tool runs on a miss.",
@@ -227,7 +227,7 @@ def masked_markdown(m: dict) -> list[str]:
         row = m["point_nme"][condition]
         lines.append(f"| {condition} | " + " | ".join(f"{row[p]:.3f}" if row[p] is not None else "-"
                                                       for p in (*POINT_NAMES, "all")) + " |")
-    lines += ["", "Pose from MTCNN's landmarks against the pose from the annotated landmarks (`sqpnp5`), mean "
+    lines += ["", f"Pose from {det}'s landmarks against the pose from the annotated landmarks (`sqpnp5`), mean "
               "absolute difference per axis. This is agreement with a reference, not error against a true angle: "
               "it shows what the mask costs the estimate.", "",
               "| landmarks, method | faces | yaw | pitch | roll | any axis > 15° |", "|---|---|---|---|---|---|"]

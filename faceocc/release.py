@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 
 from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
+from faceocc.finder import DetectorSettings, FinderSettings
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows
 from faceocc.sheets import confusion_image
@@ -42,6 +43,8 @@ log = logging.getLogger("release")
 
 PIPELINE_FILES = ("dvc.yaml", ".dvcignore", "stages", "faceocc", "curation")  # params.yaml: release_params
 RELEASED_VARIANT = "onnx_int8"
+# the tool's finder before the detector table chose one (reports/detectors.md), for the end-to-end comparison
+FORMER_FINDER = FinderSettings(detector=DetectorSettings(name="mtcnn", threshold=0.9, scales=(1.0,)), min_face_px=20)
 
 
 def copy_pipeline(repo: Path, workspace: Path) -> list[str]:
@@ -176,8 +179,9 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
 
 def end_to_end_record(workspace: Path, model: dict, task: Task, split_rows: list[dict],
                       raw_rows: list[dict]) -> dict | None:
-    """The chosen model behind `faceocc predict` on the test split's annotated photos (faceocc/end_to_end.py);
-    None when no test face came from an annotated photo."""
+    """The chosen model behind `faceocc predict` on the test split's annotated photos (faceocc/end_to_end.py), with
+    the finder its card names and, beside it, with the tool's former finder (MTCNN at 0.9, 20 px) on the same
+    photos and model; None when no test face came from an annotated photo."""
     from tqdm import tqdm
 
     from faceocc.classifier import Classifier
@@ -188,9 +192,14 @@ def end_to_end_record(workspace: Path, model: dict, task: Task, split_rows: list
     if not faces:
         return None
     classifier = Classifier.load(workspace / "models" / model["variant"] / model["backbone"])
-    predictor = FacePredictor(classifier)
-    with tqdm(total=len(faces), desc="end to end (test photos)", unit="photo") as progress:
-        return score_photos(faces, predictor.predict_image, task.label_of, classifier.classes, progress=progress)
+    scores = {}
+    for name, settings in (("card", None), ("former", FORMER_FINDER)):
+        predictor = FacePredictor(classifier, settings, threads=2)
+        with tqdm(total=len(faces), desc=f"end to end ({name} finder)", unit="photo") as progress:
+            scores[name] = score_photos(faces, predictor.predict_image, task.label_of, classifier.classes,
+                                        progress=progress)
+        scores[name]["finder"] = predictor.settings.to_dict()
+    return {**scores["card"], "former_finder": scores["former"]}
 
 
 def markdown(record: dict, requirement: dict) -> str:
@@ -239,13 +248,17 @@ def markdown(record: dict, requirement: dict) -> str:
     if e2e:
         lines += ["", "## End to end on the test photos", "",
                   f"`faceocc predict --task {task}` on the {e2e['photos']} annotated photos that hold the test faces: "
-                  "MTCNN finds and frames each face, the model labels it; an annotated face counts as right when a "
+                  f"the finder of the model's card ({_finder_name(e2e.get('finder', FORMER_FINDER.to_dict()))}) "
+                  "finds and frames each face, the "
+                  "model labels it; an annotated face counts as right when a "
                   f"detection overlaps it (IoU >= {e2e['iou']:g}) and carries its label. {e2e['found']} of "
                   f"{e2e['faces']} test faces found ({e2e['found_share']:.1%}), {e2e['right']} right "
                   f"({e2e['accuracy']:.1%}; mean recall over classes {e2e['macro_recall']:.3f}).", "",
                   "| class | test faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
         lines += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
                   for c, v in e2e["per_class"].items()]
+        if e2e.get("former_finder"):
+            lines += end_to_end_comparison(e2e)
     split_names = [s for s in SPLITS + (OUT_OF_DOMAIN,) if s in record["data"]["split_totals"]]
     short = {c: "".join(w[0] for w in c.split("_")).upper() for c in classes}  # mask_sunglasses -> MS
     if len(set(short.values())) < len(short):  # with_mask and without_mask would both be WM
@@ -294,6 +307,28 @@ TASK_CAVEATS = {
         ("- 61 % of the annotated with_mask boxes of 20 px or more are under 40 px, enlarged to the model's input: "
          "detail such as an uncovered nose tip is a few pixels.")],
 }
+
+
+def _finder_name(finder: dict) -> str:
+    d = finder["detector"]
+    scales = "" if list(d["scales"]) == [1.0] else " x" + "+".join(f"{x:g}" for x in d["scales"])
+    return f"{d['name']}{scales} at {d['threshold']:g}, faces >= {finder['min_face_px']} px"
+
+
+def end_to_end_comparison(e2e: dict) -> list[str]:
+    """The same photos and model with the card's finder and the tool's former one, side by side."""
+    old = e2e["former_finder"]
+    rows = [("card's", e2e), ("former", old)]
+    lines = ["", "The same test photos and model with the tool's former finder beside the card's:", "",
+             "| finder | faces found | right | found share | accuracy | mean class recall | "
+             + " | ".join(f"{c} found / right" for c in e2e["per_class"]) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(e2e["per_class"])]
+    for name, r in rows:
+        lines.append(f"| {name}: {_finder_name(r['finder'])} | {r['found']} | {r['right']} | {r['found_share']:.1%} | "
+                     f"{r['accuracy']:.1%} | {r['macro_recall']:.3f} | "
+                     + " | ".join(f"{v['found']} / {v['right']} of {v['faces']}" for v in r["per_class"].values())
+                     + " |")
+    return lines
 
 
 def _share(value) -> str:

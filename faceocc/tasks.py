@@ -23,8 +23,8 @@ class Task:
     # params the release of this task changes from params.yaml's (which are the occlusion demo's): section ->
     # key path -> value; plain data so release.py can write them into the workspace's params.yaml
     release_params: dict = field(default_factory=dict)
-    # classes whose faces wear a mask over the nose or mouth: MTCNN guesses those landmarks under it, so a head
-    # pose from them is coarse (reports/pose.md, masked faces: about 10 degrees of yaw and pitch off)
+    # classes whose faces wear a mask over the nose or mouth: the detector guesses those landmarks under it, so a
+    # head pose from them is coarse (reports/pose.md, masked faces: 8-10 degrees of yaw and pitch off)
     masked_classes: tuple[str, ...] = ()
 
     def label_of(self, name: str) -> str:
@@ -51,10 +51,10 @@ MASK_WEARING = Task(
     release_dir="models/release_mask_wearing",
     masked_classes=("with_mask", "mask_weared_incorrect"),  # worn wrongly still covers the mouth or the chin
     release_params={
-        # mask_detection's faces are small (of its 92 incorrect boxes, 61 are >= 20 px, 51 >= 24, 38 >= 32): 20 px
-        # is MTCNN's own minimum; the sharpness floor is for web photos, and an enlarged 20 px face is soft
+        # mask_detection's faces are small (of its 92 incorrect boxes, 61 are >= 20 px, 51 >= 24, 38 >= 32): the
+        # model trains on faces of 20 px and up; the sharpness floor is for web photos, and an enlarged 20 px face
+        # is soft. The finder keeps its 10 px rule, so `faceocc predict` still reports the smaller crowd faces
         "curate": {"quality": {"min_face_px": 20, "min_sharpness": 0.0}},
-        "crop": {"selection": {"min_face_px": 20}},
         # MaskedFace-Net's pasted-on masks add to training only: its README says not to measure a model on them
         # 59 real incorrectly worn masks of >= 20 px: a 15 % test share would be 9 faces, 20 % is 12
         "split": {"train_only": ["*_Mask.jpg", "*_Mask_*.jpg"], "ratios": [0.6, 0.2, 0.2]},

@@ -103,3 +103,11 @@ def matched(truth: np.ndarray, detected: np.ndarray, threshold: float = 0.5) -> 
     for t, _ in matched_pairs(truth, detected, threshold):
         found[t] = True
     return found
+
+
+def size_bucket(short_side: float, edges: Sequence[int]) -> str:
+    """The size bucket of a box's short side: `0-20 px`, `20-40 px`, `>= 40 px` for edges (20, 40)."""
+    for lo, hi in zip((0, *edges), edges):
+        if short_side < hi:
+            return f"{lo}-{hi} px"
+    return f">= {edges[-1]} px"

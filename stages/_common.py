@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import TypeVar
 
 import yaml
@@ -24,3 +25,11 @@ def load_params(section: str, cls: type[T], path: str = "params.yaml") -> T:
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def write_skipped(metrics: Path, report: Path, title: str, missing: Path) -> None:
+    """The outputs of a stage whose real-data folder is absent: a note in the metrics and the report."""
+    from faceocc.atomic import write_json, write_text
+
+    write_json(metrics, {"skipped": f"no {missing}"})
+    write_text(report, f"# {title}\n\nSkipped: no {missing}.\n")

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from faceocc.atomic import atomic_path, write_bytes, write_json
 from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts,
                                render_synthetic, source_side)
-from faceocc.detection import LANDMARK_NAMES
+from faceocc.faces import LANDMARK_NAMES
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.occlusion import RENDERS

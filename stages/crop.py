@@ -1,4 +1,5 @@
-"""Stage `crop`: MTCNN face detection (with a second pass for misses) and square face crops."""
+"""Stage `crop`: faces found by the tool's `FaceFinder` (detector, second pass on misses, size rule) and cut as
+square crops; the finder's settings are written beside them for the model card."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import torch
 from tqdm import tqdm
 
 from faceocc.atomic import atomic_path, write_bytes, write_json
-from faceocc.cropping import CropGeometry, FaceSelection
-from faceocc.detection import DetectorConfig, FaceDetector, SecondPassConfig
+from faceocc.cropping import CropGeometry
+from faceocc.devices import resolve_device
+from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, annotated_faces, crop_sample_sheet,
                                detection_summary, run_crop)
 from faceocc.images import encode_png
@@ -25,9 +27,9 @@ log = logging.getLogger("crop")
 
 @dataclass(frozen=True)
 class CropParams:
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
-    second_pass: SecondPassConfig = field(default_factory=SecondPassConfig)
-    selection: FaceSelection = field(default_factory=FaceSelection)
+    finder: FinderSettings = field(default_factory=FinderSettings)
+    keep: Literal["largest", "all"] = "largest"  # faces a labelled photo contributes: the one its label describes
+    device: str = "auto"  # cuda when present, else cpu (MTCNN only; the ONNX detectors run on the CPU)
     geometry: CropGeometry = field(default_factory=CropGeometry)
     # use: a face box the source annotated (PascalVOC, ROF) is cut as given, no detection; ignore: detect all
     annotations: Literal["use", "ignore"] = "use"
@@ -51,23 +53,25 @@ def main(argv: list[str] | None = None) -> None:
     images = [SourceImage(r["id"], r["label"], args.raw / r["file"], r["origin"],
                           annotated_faces(r.get("annotation", "")) if params.annotations == "use" else None)
               for r in raw_rows]
-    detector = FaceDetector(params.detector)
+    device = resolve_device(params.device)
+    finder = FaceFinder(params.finder, threads=params.threads, device=str(device))
     with atomic_path(args.out) as tmp:
         (tmp / "faces").mkdir(parents=True)
         with tqdm(total=len(images), desc="crop", unit="img") as progress:
-            result = run_crop(images, tmp / "faces", detector, params.selection, params.geometry,
-                              params.second_pass, params.batch_size, progress)
+            result = run_crop(images, tmp / "faces", finder, params.keep, params.geometry, params.batch_size,
+                              progress)
         write_rows(tmp / "outcomes.csv", result.outcomes, OUTCOME_COLUMNS)
         write_rows(tmp / "crops.csv", result.crops, CROP_COLUMNS)
         # models record how their inputs were cut, so inference crops the same way without reading params
         write_json(tmp / "geometry.json", {"size": params.geometry.size, "margin": params.geometry.margin})
+        write_json(tmp / "finder.json", params.finder.to_dict())
         if args.samples:
             write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / "faces", result.crops)))
 
     summary = detection_summary(result.outcomes)
     seconds = max(result.seconds_detecting, 1e-9)
     decoded = sum(1 for r in result.outcomes if not r["outcome"].startswith("decode_error"))
-    metrics = {"by_label": summary, "device": str(detector.device),
+    metrics = {"by_label": summary, "device": str(device), "detector": params.finder.detector.name,
                "detection_images_per_second": round(decoded / seconds, 2)}
     write_json(args.metrics, metrics)
     overall = summary.get("all", {})

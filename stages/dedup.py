@@ -14,7 +14,7 @@ from tqdm import tqdm
 from faceocc.atomic import atomic_path, write_bytes, write_json
 from faceocc.dedup import (CLUSTER_COLUMNS, ITEM_COLUMNS, align_face, perceptual_hash, pixel_hash,
                            resolve_clusters, sharpness)
-from faceocc.detection import LANDMARK_NAMES
+from faceocc.faces import LANDMARK_NAMES
 from faceocc.images import ImageDecodeError, encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sheets import contact_sheet

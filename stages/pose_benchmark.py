@@ -2,9 +2,10 @@
 and reports/pose.json (DVC metrics). Generic face shapes jittered per face, a camera focal length the estimator
 must guess, landmark noise at stated fractions of the inter-ocular distance.
 
-On real faces (`mtfl`, when the folder exists): MTFL's 5-point annotations and coarse pose labels. MTCNN runs on
-each image; its landmarks are scored against the annotation (normalised mean error), and the yaw of the default
-method, from the annotated and from MTCNN's landmarks, is binned against MTFL's five labels. With `mtfl_masks`,
+On real faces (`mtfl`, when the folder exists): MTFL's 5-point annotations and coarse pose labels. The tool's
+face finder runs on each image; its landmarks are scored against the annotation (normalised mean error), and the
+yaw of the default method, from the annotated and from the detected landmarks, is binned against MTFL's five
+labels. With `mtfl_masks`,
 each face is measured again with a mask drawn where its annotated landmarks put nose and mouth
 (faceocc/mtfl_eval.py): detection, each landmark's error and the pose, bare against masked."""
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceocc import mtfl_eval, pose
 from faceocc.atomic import write_json, write_text
+from faceocc.finder import FinderSettings
 from faceocc.manifest import read_rows
 from faceocc.mtfl_eval import MtflRun
 from faceocc.pose_eval import (
@@ -46,16 +48,21 @@ class PoseBenchmarkParams:
     mtfl_images: int = 0                  # 0 = every annotated image; N = the first N rows (a quick run)
     yaw_edges: tuple[float, float] = (15.0, 45.0)  # |yaw| bins: frontal / left-right / profile (fixed, not fitted)
     mtfl_masks: bool = True               # measure each MTFL face again with a mask drawn on (faceocc/mtfl_eval.py)
+    finder: FinderSettings = field(default_factory=FinderSettings)  # the tool's (params.yaml: the crop stage's)
+    threads: int = 2
 
 
-def mtfl_figures(root: Path, run: MtflRun) -> dict:
-    """MTCNN landmark error and yaw-bin agreement on MTFL's annotated images, bare and with a drawn mask."""
-    from faceocc.detection import DetectorConfig, FaceDetector, SecondPassConfig
+def mtfl_figures(root: Path, run: MtflRun, finder_settings: FinderSettings, threads: int) -> dict:
+    """The finder's landmark error and yaw-bin agreement on MTFL's annotated images, bare and with a drawn mask."""
+    import torch
 
+    from faceocc.finder import FaceFinder
+
+    torch.set_num_threads(threads)
     rows = read_rows(root / "annotations.csv")
     rows = rows[:run.limit] if run.limit else rows
-    records = mtfl_eval.measure(rows, root, FaceDetector(DetectorConfig(device="cpu")), run, SecondPassConfig())
-    return mtfl_eval.figures(records, len(rows), run)
+    records = mtfl_eval.measure(rows, root, FaceFinder(finder_settings, threads=threads), run)
+    return mtfl_eval.figures(records, len(rows), run, finder_settings.detector.name)
 
 
 def markdown(rows: list[dict], params: PoseBenchmarkParams, best: str) -> str:
@@ -65,8 +72,8 @@ def markdown(rows: list[dict], params: PoseBenchmarkParams, best: str) -> str:
         f"roll ±{params.max_roll:g}°, 640x480 images, each face's 3D points scaled per axis by up to "
         f"±{params.shape_jitter:.0%}, true focal length within ±{params.focal_error:.0%} of the image width the "
         "estimator assumes. Noise: Gaussian on every point (the chin too), standard deviation = the stated fraction "
-        "of the inter-ocular distance (the MTFL section below measures MTCNN's own).", "",
-        "Methods (faceocc/pose.py): `sqpnp5` = the five MTCNN landmarks, SQPnP + Levenberg-Marquardt; `chin6` = the "
+        "of the inter-ocular distance (the MTFL section below measures the detector's own).", "",
+        "Methods (faceocc/pose.py): `sqpnp5` = the five detected landmarks, SQPnP + Levenberg-Marquardt; `chin6` = the "
         "source document's six points with OpenCV's default iterative solver; `chin6_frontal` = the same, started "
         "from a frontal face. A *detected* chin is the true chin plus noise (what a landmark model gives on a bare "
         "face); a *synthesised* chin is placed below the mouth (what a masked face allows).", "",
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("measured best method %s differs from faceocc.pose.DEFAULT_METHOD %s", best, pose.DEFAULT_METHOD)
     mtfl_root = Path(p.mtfl)
     run = MtflRun(limit=p.mtfl_images, yaw_edges=p.yaw_edges, masks=p.mtfl_masks, seed=p.seed)
-    mtfl = mtfl_figures(mtfl_root, run) if (mtfl_root / "annotations.csv").exists() else None
+    mtfl = mtfl_figures(mtfl_root, run, p.finder, p.threads) if (mtfl_root / "annotations.csv").exists() else None
     write_json(args.metrics, {"synthetic": {f"{r['method']} @ {r['noise']:g}": {k: r[k] for k in (
         "mae", "median_worst_axis", "gross_failures", "no_solution")} for r in rows},
         "best_without_detected_chin": best, "default": pose.DEFAULT_METHOD, "methods": list(VARIANTS),

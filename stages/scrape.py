@@ -128,16 +128,14 @@ def scrape_folders(params: ScrapeParams, store: RawStore) -> None:
 
 
 def scrape_demo(config: DemoConfig, store: RawStore) -> None:
-    from faceocc.detection import (  # torch is only needed here, not for the web
-        DetectorConfig,
-        FaceDetector,
-    )
+    from faceocc.finder import DetectorSettings, FaceFinder, FinderSettings  # torch: only here, not for the web
 
-    # landmarks of the portraits place the rendered occluders; MTCNN's defaults find them
-    detector = FaceDetector(DetectorConfig(device="cpu"))
+    # landmarks of the portraits place the rendered occluders: MTCNN's, fixed here rather than the tool's
+    # default finder, so the demo images stay the same whichever detector the DAG crops with
+    finder = FaceFinder(FinderSettings(detector=DetectorSettings(name="mtcnn", threshold=0.9, scales=(1.0,))))
 
     def portrait_landmarks(image):
-        faces = detector.detect(image)
+        faces = finder.first_pass(image, floor=0.0)
         return faces[0].landmarks if faces else None
 
     for item in tqdm(build_demo(config, portrait_landmarks), desc="scrape (demo)", unit="img"):

@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     card = ModelCard(
         backbone=args.backbone, classes=classes, task=params.task, input_size=config.input_size, mean=spec.mean,
         std=spec.std,
-        crop=json.loads((args.crops / "geometry.json").read_text()), start=start,
+        crop=json.loads((args.crops / "geometry.json").read_text()),
+        finder=json.loads((args.crops / "finder.json").read_text()), start=start,
         data_sha256=_data_hash(args.balance / "train.csv", args.split / "split.csv"),
         train_counts=dict(sorted(Counter(r["label"] for r in train_rows).items())), best_epoch=result.best_epoch,
         val_macro_f1=result.best_val_macro_f1, params=dataclasses.asdict(config),

@@ -1,5 +1,5 @@
 """Stage `video_benchmark`: frames per second of `faceocc video`'s loop on a 640x480 clip with 1-3 faces, for
-the detection intervals in params (1 = MTCNN on every frame, the naive loop), using both cores; writes
+the detection intervals in params (1 = the detector on every frame, the naive loop), using both cores; writes
 reports/video_benchmark.json and an annotated frame (reports/video_frame.png).
 
 The clip is synthetic and reproducible: the demo portrait's face plain, masked and in sunglasses (the occlusion
@@ -23,7 +23,7 @@ from faceocc.classifier import Classifier
 from faceocc.cropping import CropGeometry, crop_face
 from faceocc.demo import load_portrait
 from faceocc.images import encode_png
-from faceocc.inference import FacePredictor, FaceRules
+from faceocc.inference import FacePredictor
 from faceocc.occlusion import occlude
 from faceocc.video import VideoSettings, run_video, synthetic_clip
 from stages._common import load_params, setup_logging
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     p = load_params("video_benchmark", VideoBenchmarkParams, args.params)
     torch.set_num_threads(p.threads)
-    predictor = FacePredictor(Classifier.load(args.model), FaceRules())
+    predictor = FacePredictor(Classifier.load(args.model), threads=p.threads)
     tiles = face_tiles(p.faces, p.face_px, p.seed, predictor)
     clip = list(synthetic_clip(tiles, p.frames, (p.width, p.height), p.seed))
     runs, picture = [], None

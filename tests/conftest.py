@@ -23,15 +23,16 @@ def faceless() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def detector():
-    from faceocc.detection import DetectorConfig, FaceDetector
+def mtcnn_finder():
+    """The finder with MTCNN (the source documents' detector): the reference the other detectors are held to."""
+    from faceocc.finder import DetectorSettings, FaceFinder, FinderSettings
 
-    return FaceDetector(DetectorConfig(device="cpu"))
+    return FaceFinder(FinderSettings(detector=DetectorSettings(name="mtcnn", threshold=0.9, scales=(1.0,))))
 
 
 @pytest.fixture(scope="session")
-def astronaut_face(detector, astronaut):
-    faces = detector.detect(astronaut)
+def astronaut_face(mtcnn_finder, astronaut):
+    faces = mtcnn_finder.first_pass(astronaut)
     assert len(faces) == 1
     return faces[0]
 

@@ -203,7 +203,7 @@ def test_broken_videos_are_one_line_each_and_the_good_one_still_runs(astronaut, 
 
 
 def test_tracks_keep_their_id_move_between_detections_and_expire():
-    from faceocc.detection import Face
+    from faceocc.faces import Face
     from faceocc.video import FaceTracker, VideoSettings
 
     def face(x):

@@ -1,30 +1,14 @@
 import numpy as np
 import pytest
 
-from faceocc.cropping import CropGeometry, FaceSelection, crop_face, crop_square, select_faces
-from faceocc.detection import Face, pad_and_upscale, shrink_to_max_side
+from faceocc.cropping import CropGeometry, crop_face, crop_square
+from faceocc.faces import Face, pad_and_upscale, shrink_to_max_side
 
 
 def face(x1, y1, x2, y2, score=0.99):
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     points = ((cx - 10, cy - 5), (cx + 10, cy - 5), (cx, cy), (cx - 8, cy + 10), (cx + 8, cy + 10))
     return Face((x1, y1, x2, y2), score, points)
-
-
-def test_no_confident_face_is_no_face():
-    assert select_faces([face(0, 0, 50, 50, score=0.5)], FaceSelection()).outcome == "no_face"
-    assert select_faces([], FaceSelection()).outcome == "no_face"
-
-
-def test_confident_but_tiny_faces_are_too_small():
-    chosen = select_faces([face(0, 0, 10, 10)], FaceSelection(min_face_px=24))
-    assert chosen.outcome == "too_small" and chosen.faces == ()
-
-
-def test_largest_keeps_one_and_all_keeps_every_usable_face():
-    faces = [face(0, 0, 40, 40), face(100, 100, 200, 200), face(300, 0, 310, 10), face(0, 300, 60, 360, 0.3)]
-    assert select_faces(faces, FaceSelection(keep="largest")).faces == (faces[1],)
-    assert select_faces(faces, FaceSelection(keep="all")).faces == (faces[0], faces[1])
 
 
 def test_crop_is_square_with_margin_around_the_box_centre():

@@ -12,6 +12,7 @@ import yaml
 from test_data_quality import make_crops, run_stages
 
 from faceocc import crossval
+from faceocc.finder import FinderSettings
 from faceocc.manifest import read_rows
 
 
@@ -49,7 +50,7 @@ def test_settings_change_balance_and_train_keys_and_refuse_typos_and_other_stage
     with pytest.raises(ValueError, match=r"balance: unknown key\(s\) \['targte'\]"):
         crossval.check_params(crossval.apply_settings(params, ["balance.targte=5"]))
     with pytest.raises(ValueError, match="only balance and train settings"):
-        crossval.apply_settings(params, ["crop.selection.min_face_px=16"])
+        crossval.apply_settings(params, ["crop.finder.min_face_px=16"])
     with pytest.raises(ValueError, match="KEY.PATH=VALUE"):
         crossval.apply_settings(params, ["balance.target"])
     with pytest.raises(ValueError, match="'target' is a value"):
@@ -86,6 +87,7 @@ def test_a_small_cross_validation_scores_every_measured_face_once_with_models_th
                                   "threads": 1}}
     (tmp_path / "ws" / "params.yaml").write_text(yaml.safe_dump(params))
     (data / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    (data / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
     out = tmp_path / "cv"
     argv = ["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(out), "--folds", "3",
             "--set", "train.common.seed=1"]

@@ -23,7 +23,7 @@ from faceocc.dedup import (
     perceptual_hash,
     pixel_hash,
 )
-from faceocc.detection import LANDMARK_NAMES
+from faceocc.faces import LANDMARK_NAMES
 from faceocc.facecrops import CROP_COLUMNS
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sources import RAW_COLUMNS

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from faceocc import mtfl_eval, pose
-from faceocc.detection import Face
+from faceocc.faces import Face
 from faceocc.mtfl_eval import MtflRun
 from faceocc.pose_eval import SyntheticFaces, angle_error, run_trials, synthetic_faces
 from stages import pose_benchmark
@@ -115,12 +115,13 @@ def test_pose_benchmark_stage_writes_a_table_per_method_and_noise(tmp_path):
     assert "| sqpnp5 | 5% |" in text and "Skipped: no " in text and figures["mtfl"] is None
 
 
-def test_on_mtfl_mtcnn_landmarks_are_scored_and_yaw_follows_the_pose_labels(tmp_path, shared_datasets):
+def test_on_mtfl_the_finders_landmarks_are_scored_and_yaw_follows_the_pose_labels(tmp_path, shared_datasets):
+    from faceocc.finder import FinderSettings
     from faceocc.pose_eval import yaw_bin
 
     assert [yaw_bin(y, (15, 45)) for y in (60, 30, 0, -30, -60)] == [1, 2, 3, 4, 5]
-    figures = pose_benchmark.mtfl_figures(shared_datasets / "landmarks_mtfl", MtflRun(limit=40))
-    assert figures["images"] == 40 and figures["mtcnn_missed"] <= 4
+    figures = pose_benchmark.mtfl_figures(shared_datasets / "landmarks_mtfl", MtflRun(limit=40), FinderSettings(), 2)
+    assert figures["images"] == 40 and figures["detector_missed"] <= 4
     assert 0 < figures["landmark_nme"]["all"] < 0.3
     bins = figures["yaw_bins_annotated_landmarks"]
     assert bins["within_one_bin"] > 0.9 and sum(map(sum, bins["confusion"])) == 40
@@ -162,33 +163,38 @@ def test_the_annotated_face_is_the_detected_one_with_the_nearest_eyes_if_close_e
 
 
 class _ScriptedDetector:
-    """First pass and second pass return what the test says, and count their calls."""
+    """First and second looks return what the test says (above the floor), and count their calls."""
+
+    name = "scripted"
 
     def __init__(self, first, second):
         self.first, self.second, self.calls = first, second, []
 
-    def detect(self, image):
-        self.calls.append("first")
-        return self.first
+    def detect_batch(self, images, floor, relaxed=False):
+        self.calls.append("second" if relaxed else "first")
+        return [[f for f in (self.second if relaxed else self.first) if f.score >= floor] for _ in images]
 
-    def detect_second_pass(self, image, config, min_score):
-        self.calls.append("second")
-        return self.second
+
+def _finder(detector, second_pass=True):
+    from faceocc.finder import DetectorSettings, FaceFinder, FinderSettings, SecondPassSettings
+
+    settings = FinderSettings(DetectorSettings(name="scripted", threshold=0.9, scales=(1.0,)),
+                              SecondPassSettings(enabled=second_pass, pad_fractions=(0.3,), upscale_to=0))
+    return FaceFinder(settings, detector=detector)
 
 
 def test_the_second_pass_runs_only_when_the_first_misses_and_must_reach_the_score():
-    from faceocc.detection import SecondPassConfig
-
     truth = np.array([[100.0, 100], [140, 100], [120, 120], [105, 140], [135, 140]])
     image = np.zeros((200, 200, 3), np.uint8)
     found = _ScriptedDetector([_face(truth)], [_face(truth)])
-    assert mtfl_eval.find(found, image, truth, SecondPassConfig())[1] == 1 and found.calls == ["first"]
-    missed = _ScriptedDetector([], [_face(truth + 1)])
-    points, detection_pass = mtfl_eval.find(missed, image, truth, SecondPassConfig())
+    assert mtfl_eval.find(_finder(found), image, truth, second_pass=True)[1] == 1 and found.calls == ["first"]
+    # the second look sees the image padded by 0.3 * 200 = 60 px on every side
+    missed = _ScriptedDetector([], [_face(truth + 60 + 1)])
+    points, detection_pass = mtfl_eval.find(_finder(missed), image, truth, second_pass=True)
     assert detection_pass == 2 and np.allclose(points, truth + 1)
-    weak = _ScriptedDetector([], [_face(truth, score=0.5)])
-    assert mtfl_eval.find(weak, image, truth, SecondPassConfig(), min_score=0.9) == (None, 0)
-    assert mtfl_eval.find(_ScriptedDetector([], [_face(truth)]), image, truth, None) == (None, 0)
+    weak = _ScriptedDetector([], [_face(truth + 60, score=0.5)])
+    assert mtfl_eval.find(_finder(weak), image, truth, second_pass=True) == (None, 0)
+    assert mtfl_eval.find(_finder(_ScriptedDetector([], [_face(truth + 60)])), image, truth) == (None, 0)
 
 
 def test_an_unreadable_image_a_malformed_row_or_a_failed_detection_is_skipped_and_the_rest_measured(tmp_path):
@@ -201,16 +207,16 @@ def test_an_unreadable_image_a_malformed_row_or_a_failed_detection_is_skipped_an
     rows = [{**row, "image": "ok.png", "head_pose": "3", "wearing_glasses": "no"},
             {**row, "image": "broken.jpg", "head_pose": "3", "wearing_glasses": "no"},
             {**row, "image": "ok.png", "head_pose": "frontal", "wearing_glasses": "no"}]
-    records = mtfl_eval.measure(rows, tmp_path, _ScriptedDetector([_face(truth)], []), MtflRun())
+    records = mtfl_eval.measure(rows, tmp_path, _finder(_ScriptedDetector([_face(truth)], [])), MtflRun())
     assert [(r["image"], r["masked_pass"]) for r in records] == [("ok.png", 1)]
 
     class Failing(_ScriptedDetector):
-        def detect(self, image):
+        def detect_batch(self, images, floor, relaxed=False):
             raise RuntimeError("torch ran out of memory")
 
-    assert mtfl_eval.measure(rows[:1], tmp_path, Failing([], []), MtflRun()) == []
-    result = mtfl_eval.figures(records, len(rows), MtflRun())
-    assert result["unreadable"] == 2 and result["mtcnn_missed"] == 0
+    assert mtfl_eval.measure(rows[:1], tmp_path, _finder(Failing([], [])), MtflRun()) == []
+    result = mtfl_eval.figures(records, len(rows), MtflRun(), "scripted")
+    assert result["unreadable"] == 2 and result["detector_missed"] == 0
 
 
 def test_point_errors_are_per_landmark_and_their_mean_is_the_nme():
@@ -238,5 +244,6 @@ def test_masked_figures_compare_the_same_faces_bare_and_masked_against_the_annot
     assert m["point_nme"]["masked"]["nose"] > m["point_nme"]["bare"]["nose"]
     bare, masked = m["pose_vs_annotated"]["bare, sqpnp5"], m["pose_vs_annotated"]["masked, sqpnp5"]
     assert bare["faces"] == masked["faces"] == 5 and bare["mae_yaw"] < 1.0 < masked["mae_yaw"]
-    text = "\n".join(mtfl_eval.masked_markdown(m))
+    text = "\n".join(mtfl_eval.masked_markdown(m, "centerface"))
     assert "| masked, sqpnp5 | 5 |" in text and "5 (83.3%) with the second pass" in text
+    assert "centerface found the annotated face" in text

@@ -129,3 +129,23 @@ def test_the_released_model_card_reads_back(tmp_path):
     assert "| fdc | 0/0 | 0/0 | 3/0 |" in text and "| fmd | 5/0 | 2/0 | 0/0 |" in text
     assert "| mobilenet_v2 | 90.0% | — | — | — |" in text  # test figures beside the choice, for the record
     json.dumps(record)  # release.json is plain JSON
+
+
+@pytest.mark.parametrize("task_name", ["occlusion4", "mask_wearing"])
+def test_each_tasks_release_params_parse_in_every_stage_they_change(task_name, tmp_path):
+    """A release must not fail minutes in on a renamed key: every section it writes loads into its stage's
+    settings, the way each stage reads it."""
+    import importlib
+    from pathlib import Path
+
+    from faceocc.tasks import task_named
+    from stages._common import load_params
+
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    out = release.release_params(params, [str(tmp_path)], [], task_named(task_name))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(out))
+    for section in out:
+        module = importlib.import_module(f"stages.{section}")
+        cls = next(v for k, v in vars(module).items() if k.lower() == f"{section.replace('_', '')}params")
+        load_params(section, cls, str(tmp_path / "params.yaml"))

@@ -123,7 +123,7 @@ def test_gallery_scrape_gives_every_url_an_outcome_and_feeds_the_crop_stage(tmp_
     assert "(face)" in duplicate["detail"]  # the same picture under two labels is visible, not hidden
 
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump({"crop": {"batch_size": 4, "threads": 1, "detector": {"device": "cpu"}}}))
+    params_file.write_text(yaml.safe_dump({"crop": {"batch_size": 4, "threads": 1, "device": "cpu"}}))
     crop.main(["--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "crop"), "--metrics",
                str(tmp_path / "crop.json"), "--samples", str(tmp_path / "samples.png"), "--params", str(params_file)])
     outcomes = [r["outcome"] for r in read_rows(tmp_path / "crop" / "outcomes.csv")]

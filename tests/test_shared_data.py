@@ -3,8 +3,7 @@
 import pytest
 
 from faceocc import CLASSES
-from faceocc.cropping import CropGeometry, FaceSelection
-from faceocc.detection import SecondPassConfig
+from faceocc.cropping import CropGeometry
 from faceocc.facecrops import SourceImage, detection_summary, run_crop
 from faceocc.sources import list_folder
 
@@ -19,13 +18,15 @@ def test_occlusion4_and_extra_pool_by_label(shared_datasets):
     assert per_label["sunglasses"] > 500 and per_label["mask_sunglasses"] >= 70
 
 
-def test_crop_finds_faces_in_real_photos_of_every_class(shared_datasets, detector, tmp_path):
+def test_crop_finds_faces_in_real_photos_of_every_class(shared_datasets, tmp_path):
+    from faceocc.finder import FaceFinder, FinderSettings
+
     files = list(list_folder([shared_datasets / "occlusion4"]))
     sample = []
     for c in CLASSES:
         sample += [f for f in files if f[0] == c][:6]
     images = [SourceImage(f"{i:04d}", label, path) for i, (label, path) in enumerate(sample)]
-    result = run_crop(images, tmp_path, detector, FaceSelection(), CropGeometry(), SecondPassConfig(), 4)
+    result = run_crop(images, tmp_path, FaceFinder(FinderSettings()), "largest", CropGeometry(), 4)
     assert len(result.outcomes) == len(images)
     summary = detection_summary(result.outcomes)
     assert summary["all"]["detection_rate_after_second_pass"] >= summary["all"]["detection_rate_first_pass"]

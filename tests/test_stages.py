@@ -69,7 +69,7 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
     params = write_params(
         tmp_path / "params.yaml",
         scrape={"source": "folder", "folder": {"roots": [str(labelled_folder)]}},
-        crop={"batch_size": 4, "threads": 1, "detector": {"device": "cpu"}},
+        crop={"batch_size": 4, "threads": 1, "device": "cpu"},
     )
     raw, crops = tmp_path / "raw", tmp_path / "crop"
     run_scrape(str(raw), str(tmp_path / "scrape.json"), params, tmp_path)

@@ -116,7 +116,7 @@ def _mask_wearing_params(path, roots) -> str:
     task = {"task": "mask_wearing"}
     path.write_text(yaml.safe_dump({
         "scrape": {**task, "source": "folder", "folder": {"roots": [str(r) for r in roots]}},
-        "crop": {"batch_size": 4, "threads": 1, "detector": {"device": "cpu"}, "selection": {"min_face_px": 16}},
+        "crop": {"batch_size": 4, "threads": 1, "device": "cpu", "finder": {"min_face_px": 16}},
         "dedup": {},
         "curate": {**task, "quality": {"min_face_px": 16, "min_sharpness": 0.0}},
         "split": {**task, "train_only": TRAIN_ONLY},
@@ -153,7 +153,7 @@ def test_switching_the_task_runs_the_dag_on_mask_wearing_with_voc_boxes_cut_as_a
     outcomes = {row["id"]: row["outcome"] for row in read_rows(tmp_path / "crop" / "outcomes.csv")}
     assert outcomes[by_origin["crowd.xml#2"]["id"]] == "too_small"
     assert outcomes[by_origin["00001_Mask_Chin.jpg"]["id"]] == "kept"  # the folder's photos are still detected
-    assert crops[by_origin["00001_Mask_Chin.jpg"]["id"]]["landmarks"] == "mtcnn"
+    assert crops[by_origin["00001_Mask_Chin.jpg"]["id"]]["landmarks"] == "retinaface"  # the default finder's
     summary = json.loads((tmp_path / "crop.json").read_text())["by_label"]["all"]
     assert summary["annotated_images"] == 4 and summary["detection_rate_first_pass"] == 1.0  # 2 of 2 detected
 
@@ -290,5 +290,15 @@ def test_a_mask_wearing_release_readme_says_how_to_use_it_and_shows_the_end_to_e
     text = markdown(record, {"max_size_mb": 15, "max_latency_ms": 6})
     assert text.startswith("# Released mask_wearing model") and "faceocc predict --task mask_wearing" in text
     assert "## End to end on the test photos" in text and "| mask_weared_incorrect | 10 | 7 | 6 | 0.600 | 0.857 |" in text
+    assert "(mtcnn at 0.9, faces >= 20 px)" in text and "former finder" not in text  # a release before the finder
+    from faceocc.finder import FinderSettings
+    from faceocc.release import FORMER_FINDER
+
+    former = {**e2e, "found": 12, "right": 11, "finder": FORMER_FINDER.to_dict()}
+    record["end_to_end"] = {**e2e, "finder": FinderSettings().to_dict(), "former_finder": former}
+    text = markdown(record, {"max_size_mb": 15, "max_latency_ms": 6})
+    assert "(retinaface x1+2 at 0.7, faces >= 10 px)" in text
+    assert "| card's: retinaface x1+2 at 0.7, faces >= 10 px | 20 | 18 |" in text
+    assert "| former: mtcnn at 0.9, faces >= 20 px | 12 | 11 |" in text
     assert "pasted-on masks" in text and "make release TASK=mask_wearing" in text
     assert "as with_mask/without_mask/mask_weared_incorrect" in text  # WM and WM would not tell them apart

@@ -13,6 +13,7 @@ import torch
 import yaml
 from test_data_quality import make_crops, run_stages
 
+from faceocc.finder import FinderSettings
 from faceocc import backbones
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, build, lukemelas_to_timm
 from faceocc.classifier import Classifier, ModelCard
@@ -97,6 +98,7 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = str(tmp_path)
     (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    (tmp_path / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
     for run in ("a", "b"):
         train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
                     f"{r}/crop", "--out", f"{r}/model_{run}", "--live", f"{r}/live_{run}", "--params", f"{r}/params.yaml"])
@@ -292,6 +294,7 @@ def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_varia
     params["export_onnx"] = {}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    (tmp_path / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
     r = str(tmp_path)
     train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
                 f"{r}/crop", "--out", f"{r}/model", "--live", f"{r}/live", "--params", f"{r}/params.yaml"])

@@ -56,13 +56,13 @@ def test_each_detection_finds_at_most_one_box():
     assert matched(truth, np.empty((0, 4))).tolist() == [False] * 3
 
 
-def test_stage_counts_recall_per_class_and_size_on_a_real_photo(tmp_path, astronaut, detector):
+def test_stage_counts_recall_per_class_and_size_on_a_real_photo(tmp_path, astronaut, astronaut_face):
     from faceocc.images import encode_png
 
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
     (tmp_path / "images" / "a.png").write_bytes(encode_png(astronaut))
-    face = detector.detect(astronaut)[0].box
+    face = astronaut_face.box
     h, w = astronaut.shape[:2]
     (tmp_path / "annotations" / "a.xml").write_text(
         f"<annotation><filename>a.png</filename><size><width>{w}</width><height>{h}</height></size>"
