@@ -1,8 +1,8 @@
-"""What `faceocc predict` gives on whole annotated photos: MTCNN finds the faces and frames the crops, the model
-labels them, and each annotated face counts as right only when it was found and labelled as annotated.
+"""What `faceocc predict` gives on whole annotated photos: the face finder finds the faces and frames the crops,
+the model labels them, and each annotated face counts as right only when it was found and labelled as annotated.
 
-The split's test figures are on faces cut at their annotated boxes; a user's faces are cut at MTCNN's boxes,
-and the small masked ones are often not found at all. This measures the difference on the same test faces.
+The split's test figures are on faces cut at their annotated boxes; a user's faces are cut at the finder's
+boxes, and the smallest are often not found at all. This measures the difference on the same test faces.
 """
 
 from __future__ import annotations

@@ -69,8 +69,9 @@ class FacePredictor:
     """Finder + classifier, loaded once; `predict_image` is safe to call on any file."""
 
     def __init__(self, classifier, settings: FinderSettings | None = None, finder: FaceFinder | None = None,
-                 threads: int = 1):
-        """`settings` default to the card's finder; `finder` is one already loaded (tests, benchmarks)."""
+                 threads: int = 0):
+        """`settings` default to the card's finder; `finder` is one already loaded (tests, benchmarks); `threads`
+        for an ONNX detector's session, 0 = ONNX Runtime's choice (every physical core), as torch does for MTCNN."""
         self.classifier = classifier
         self.settings = finder.settings if finder else settings or finder_settings(classifier.card)
         self.geometry = CropGeometry(**classifier.card.crop) if classifier.card.crop else CropGeometry()

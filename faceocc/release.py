@@ -177,29 +177,48 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
     }
 
 
-def end_to_end_record(workspace: Path, model: dict, task: Task, split_rows: list[dict],
-                      raw_rows: list[dict]) -> dict | None:
-    """The chosen model behind `faceocc predict` on the test split's annotated photos (faceocc/end_to_end.py), with
-    the finder its card names and, beside it, with the tool's former finder (MTCNN at 0.9, 20 px) on the same
-    photos and model; None when no test face came from an annotated photo."""
+def end_to_end_record(model_dir: Path, task: Task, split_rows: list[dict], raw_rows: list[dict]) -> dict | None:
+    """The model behind `faceocc predict` on the test split's annotated photos (faceocc/end_to_end.py), with the
+    finder its card names and, beside it (`beside`), with the other of the tool's finders (the default when the
+    card names another, else the former MTCNN one) on the same photos; None when no test face came from an
+    annotated photo."""
     from tqdm import tqdm
 
     from faceocc.classifier import Classifier
     from faceocc.end_to_end import annotated_test_faces, score_photos
-    from faceocc.inference import FacePredictor
+    from faceocc.inference import FacePredictor, finder_settings
 
     faces = annotated_test_faces(split_rows, raw_rows)
     if not faces:
         return None
-    classifier = Classifier.load(workspace / "models" / model["variant"] / model["backbone"])
+    classifier = Classifier.load(model_dir)
+    card = finder_settings(classifier.card)
     scores = {}
-    for name, settings in (("card", None), ("former", FORMER_FINDER)):
+    beside = FORMER_FINDER if card == FinderSettings() else FinderSettings()
+    for name, settings in (("card", card), ("beside", beside)):
         predictor = FacePredictor(classifier, settings, threads=2)
-        with tqdm(total=len(faces), desc=f"end to end ({name} finder)", unit="photo") as progress:
+        with tqdm(total=len(faces), desc=f"end to end ({name}'s finder)", unit="photo") as progress:
             scores[name] = score_photos(faces, predictor.predict_image, task.label_of, classifier.classes,
                                         progress=progress)
-        scores[name]["finder"] = predictor.settings.to_dict()
-    return {**scores["card"], "former_finder": scores["former"]}
+        scores[name]["finder"] = settings.to_dict()
+    return {**scores["card"], "beside": scores["beside"]}
+
+
+def rescore_end_to_end(out: Path, workspace: Path, task: Task, requirement: dict) -> dict:
+    """Measure a written release's end-to-end figures again, on its workspace's test photos (a new finder, the
+    same model), and rewrite its release.json and README.md; the rest of the record is kept as it was."""
+    record = json.loads((out / "release.json").read_text())
+    split_rows = read_rows(workspace / "data" / "split" / "split.csv")
+    raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
+    old = record.get("end_to_end") or {}
+    new = end_to_end_record(out, task, split_rows, raw_rows)
+    if new is None or (old and (new["photos"], new["faces"]) != (old["photos"], old["faces"])):
+        raise SystemExit(f"{workspace}: its test photos are not the release's ({old.get('photos')} photos, "
+                         f"{old.get('faces')} faces); run the release again instead")
+    record["end_to_end"] = new
+    write_json(out / "release.json", record)
+    write_text(out / "README.md", markdown(record, requirement))
+    return record
 
 
 def markdown(record: dict, requirement: dict) -> str:
@@ -257,7 +276,7 @@ def markdown(record: dict, requirement: dict) -> str:
                   "| class | test faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
         lines += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
                   for c, v in e2e["per_class"].items()]
-        if e2e.get("former_finder"):
+        if e2e.get("beside"):
             lines += end_to_end_comparison(e2e)
     split_names = [s for s in SPLITS + (OUT_OF_DOMAIN,) if s in record["data"]["split_totals"]]
     short = {c: "".join(w[0] for w in c.split("_")).upper() for c in classes}  # mask_sunglasses -> MS
@@ -299,9 +318,9 @@ TASK_CAVEATS = {
          "scenes): in-domain figures can reward that shortcut. The out-of-domain row is the honest one."),
         "- mask_sunglasses has few real photos; most of its training crops are synthetic."],
     "mask_wearing": [
-        ("- Real faces are cut at mask_detection's annotated boxes; `faceocc` cuts at MTCNN's boxes, which frame a "
-         "face a little differently, and MTCNN finds only part of the small masked faces "
-         "(reports/mask_detection.md)."),
+        ("- Real faces are cut at mask_detection's annotated boxes; `faceocc` cuts at its finder's boxes, which "
+         "frame a face a little differently, and finds only part of the smallest faces "
+         "(reports/mask_detection.md; the end-to-end table above)."),
         ("- MaskedFace-Net's pasted-on masks (the `maskedfacenet_wearing` rows) are in train only: the val and test "
          "figures are on real annotated photos, where mask_weared_incorrect is about 2.5 % of the faces."),
         ("- 61 % of the annotated with_mask boxes of 20 px or more are under 40 px, enlarged to the model's input: "
@@ -316,10 +335,9 @@ def _finder_name(finder: dict) -> str:
 
 
 def end_to_end_comparison(e2e: dict) -> list[str]:
-    """The same photos and model with the card's finder and the tool's former one, side by side."""
-    old = e2e["former_finder"]
-    rows = [("card's", e2e), ("former", old)]
-    lines = ["", "The same test photos and model with the tool's former finder beside the card's:", "",
+    """The same photos and model with the card's finder and the other one, side by side."""
+    rows = [("card's", e2e), ("beside", e2e["beside"])]
+    lines = ["", "The same test photos and model with another of the tool's finders beside the card's:", "",
              "| finder | faces found | right | found share | accuracy | mean class recall | "
              + " | ".join(f"{c} found / right" for c in e2e["per_class"]) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(e2e["per_class"])]
@@ -382,6 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--skip-repro", action="store_true",
                         help="choose and write from the workspace as it is (after an interrupted release)")
+    parser.add_argument("--rescore-end-to-end", action="store_true",
+                        help="only measure the written release's end-to-end figures again (both finders), on the "
+                             "workspace's test photos (which must be the release's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for root in args.data:
@@ -392,6 +413,9 @@ def main(argv: list[str] | None = None) -> None:
     workspace = (args.work or Path("build") / Path(task.release_dir).name).resolve()
     out = args.out or Path(task.release_dir)
     params = yaml.safe_load((args.repo / "params.yaml").read_text())
+    if args.rescore_end_to_end:
+        rescore_end_to_end(out, workspace, task, params["report"]["requirement"])
+        return
     if not args.skip_repro:
         workspace.mkdir(parents=True, exist_ok=True)
         changed = copy_pipeline(args.repo, workspace)
@@ -415,7 +439,8 @@ def main(argv: list[str] | None = None) -> None:
     raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
     record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout, split_rows,
                             raw_rows, task.name)
-    record["end_to_end"] = end_to_end_record(workspace, record["model"], task, split_rows, raw_rows)
+    model_dir = workspace / "models" / record["model"]["variant"] / record["model"]["backbone"]
+    record["end_to_end"] = end_to_end_record(model_dir, task, split_rows, raw_rows)
     write_release(workspace, record, requirement, out)
     log.info("released %s %s to %s: val macro-F1 %.4f, test accuracy %.4f%s", chosen["backbone"], chosen["variant"],
              out, chosen["val_macro_f1"], record["test"]["accuracy"],

@@ -290,15 +290,15 @@ def test_a_mask_wearing_release_readme_says_how_to_use_it_and_shows_the_end_to_e
     text = markdown(record, {"max_size_mb": 15, "max_latency_ms": 6})
     assert text.startswith("# Released mask_wearing model") and "faceocc predict --task mask_wearing" in text
     assert "## End to end on the test photos" in text and "| mask_weared_incorrect | 10 | 7 | 6 | 0.600 | 0.857 |" in text
-    assert "(mtcnn at 0.9, faces >= 20 px)" in text and "former finder" not in text  # a release before the finder
+    assert "(mtcnn at 0.9, faces >= 20 px)" in text and "beside the card's" not in text  # before the finder
     from faceocc.finder import FinderSettings
     from faceocc.release import FORMER_FINDER
 
     former = {**e2e, "found": 12, "right": 11, "finder": FORMER_FINDER.to_dict()}
-    record["end_to_end"] = {**e2e, "finder": FinderSettings().to_dict(), "former_finder": former}
+    record["end_to_end"] = {**e2e, "finder": FinderSettings().to_dict(), "beside": former}
     text = markdown(record, {"max_size_mb": 15, "max_latency_ms": 6})
     assert "(retinaface x1+2 at 0.7, faces >= 10 px)" in text
     assert "| card's: retinaface x1+2 at 0.7, faces >= 10 px | 20 | 18 |" in text
-    assert "| former: mtcnn at 0.9, faces >= 20 px | 12 | 11 |" in text
+    assert "| beside: mtcnn at 0.9, faces >= 20 px | 12 | 11 |" in text
     assert "pasted-on masks" in text and "make release TASK=mask_wearing" in text
     assert "as with_mask/without_mask/mask_weared_incorrect" in text  # WM and WM would not tell them apart
