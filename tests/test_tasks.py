@@ -302,3 +302,42 @@ def test_a_mask_wearing_release_readme_says_how_to_use_it_and_shows_the_end_to_e
     assert "| beside: mtcnn at 0.9, faces >= 20 px | 12 | 11 |" in text
     assert "pasted-on masks" in text and "make release TASK=mask_wearing" in text
     assert "as with_mask/without_mask/mask_weared_incorrect" in text  # WM and WM would not tell them apart
+
+
+def test_a_release_is_rescored_end_to_end_with_both_finders_only_on_its_own_test_photos(tmp_path, mask_sources):
+    from faceocc.classifier import CARD_FILE
+    from faceocc.finder import FinderSettings
+    from faceocc.manifest import write_rows
+    from faceocc.release import FORMER_FINDER, rescore_end_to_end
+
+    voc, _ = mask_sources
+    xml = str(voc / "annotations" / "crowd.xml")
+    out, workspace = tmp_path / "release", tmp_path / "ws"
+    out.mkdir()
+    write_untrained_model(out, MASK_CLASSES, "mask_wearing")
+    card = json.loads((out / CARD_FILE).read_text())
+    (out / CARD_FILE).write_text(json.dumps({**card, "finder": FORMER_FINDER.to_dict()}))
+    per_class = {c: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10} for c in MASK_CLASSES}
+    record = {"task": "mask_wearing", "chosen_by": "val", "candidates": [], "out_of_domain": None,
+              "end_to_end": {"photos": 1, "faces": 2},
+              "model": {"backbone": "mobilenet_v2", "variant": "onnx_int8", "size_mb": 2.6, "latency_ms_p50": 2.0,
+                        "cpu": "x"},
+              "test": {"accuracy": 0.9, "macro_f1": 0.85, "test_images": 30, "per_class": per_class},
+              "data": {"roots": ["/d"], "split_totals": {"train": 1, "test": 1}, "sources": {}, "balance": {}}}
+    (out / "release.json").write_text(json.dumps(record))
+    (workspace / "data" / "split").mkdir(parents=True)
+    (workspace / "data" / "scrape").mkdir(parents=True)
+    write_rows(workspace / "data" / "scrape" / "manifest.csv",
+               [{"id": "a", "origin": f"{xml}#0"}, {"id": "b", "origin": f"{xml}#1"}], ("id", "origin"))
+    write_rows(workspace / "data" / "split" / "split.csv",
+               [{"source_id": "a", "split": "test"}, {"source_id": "b", "split": "test"}], ("source_id", "split"))
+    requirement = {"max_size_mb": 15, "max_latency_ms": 6}
+    new = rescore_end_to_end(out, workspace, MASK_WEARING, requirement)["end_to_end"]
+    assert (new["photos"], new["faces"]) == (1, 2)  # the coloured squares hold no face a detector would find
+    assert new["finder"] == FORMER_FINDER.to_dict() and new["beside"]["finder"] == FinderSettings().to_dict()
+    assert "| beside: retinaface x1+2 at 0.7, faces >= 10 px | 0 | 0 |" in (out / "README.md").read_text()
+    record["end_to_end"] = {"photos": 1, "faces": 3}  # another split's test photos: refused, nothing written
+    (out / "release.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="not the release's"):
+        rescore_end_to_end(out, workspace, MASK_WEARING, requirement)
+    assert json.loads((out / "release.json").read_text())["end_to_end"] == {"photos": 1, "faces": 3}
