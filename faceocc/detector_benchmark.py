@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceocc.faces import shrink_to_max_side
-from faceocc.finder import DetectorSettings, FaceFinder, FinderSettings
+from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.voc import VocError, matched_pairs, parse_voc, size_bucket
 
@@ -309,8 +309,9 @@ def markdown(figures: dict) -> str:
               "scouting: 15-27 % crowd recall, and it gives no mouth corners.",
               "- RetinaFace with a MobileNetV2 backbone (`retinaface` 1.1.1): a TensorFlow graph, about 1.9 GB "
               "installed; the issue's scouting: 66.5 % recall at 83.6 % precision on 200 photos.",
-              "- dlib's detectors were measured without upsampling beyond the pyramid shown (MMOD at x2 costs four "
-              "times its 1-in-4 sample's 10 minutes): both find no face under 40 px here.", "",
+              "- dlib's detectors were measured without upsampling beyond the pyramid shown: both find no face under "
+              "40 px here. MMOD's 1-in-4 sample took 10.6 minutes of detection; at x2 (four times the pixels) it "
+              "was not tried.", "",
               "## Detectors and their weights", "", "| detector | package | model | licence | landmarks | score |",
               "|---|---|---|---|---|---|"]
     seen = set()

@@ -11,7 +11,7 @@ import argparse
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +90,8 @@ def table_row(c: bench.Candidate, raw: dict, p: DetectorsParams, ms: dict) -> di
     info = DETECTORS[c.name]
     return {"candidate": c.label, "name": c.name, "package": info.package, "model": info.model,
             "licence": info.licence, "landmarks": info.landmarks, "score": info.score, "threshold": c.threshold,
-            "every": c.every, "voc_every": c.voc_every, "voc_photos": len(raw["voc"]), "occlusion4_photos": len(raw["occlusion4"]),
+            "every": c.every, "voc_every": c.voc_every, "voc_photos": len(raw["voc"]),
+            "occlusion4_photos": len(raw["occlusion4"]),
             "ms_per_640px": ms, "mtfl": raw["mtfl"], "points": points,
             "occlusion4_with_second_pass": bench.second_pass_figures(raw["occlusion4"])}
 
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     best = bench.choose(table, p.min_precision, p.min_masked_found)
     figures = {"table": table, "chosen": best and {k: best[k] for k in ("candidate", "name", "scales", "threshold",
                                                                          "recall_all", "precision")},
-               "min_precision": p.min_precision, "min_masked_found": p.min_masked_found, "min_face_px": p.finder.min_face_px, "iou": p.iou,
+               "min_precision": p.min_precision, "min_masked_found": p.min_masked_found,
+               "min_face_px": p.finder.min_face_px, "iou": p.iou,
                "size_edges": list(p.size_edges), "cpu": cpu_name()}
     write_json(args.metrics, figures)
     write_text(args.out, bench.markdown(figures))

