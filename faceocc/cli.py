@@ -5,6 +5,7 @@
     faceocc sort photos/ sorted/ --model models/onnx_int8/mobilenet_v2 --policy largest --dry-run
     faceocc video clip.mp4 --out clip.annotated.mp4 --jsonl frames.jsonl --model models/onnx_int8/mobilenet_v2
     faceocc video 0 --out webcam.mp4 --max-frames 500      # webcam 0; Ctrl-C also stops it cleanly
+    faceocc score labelled/ --match 'src__*' --json score.json   # found and right per class, photos in <class>/
 
 A bad file (unreadable, not an image, empty, too large) becomes one line of output with the reason, never a
 stopped run; the closing summary on stderr counts it.
@@ -53,7 +54,7 @@ def load_model(path: Path | None, task_name: str | None = None):
     return classifier
 
 
-def _predictor(args):
+def _predictor(args, threads: int = 0):
     from faceocc.inference import FacePredictor, finder_settings
 
     classifier = load_model(args.model, args.task)
@@ -61,7 +62,7 @@ def _predictor(args):
         settings = finder_settings(classifier.card, args.detector, args.min_score)
     except ValueError as err:
         raise SystemExit(f"faceocc: {err}") from None
-    return FacePredictor(classifier, settings)
+    return FacePredictor(classifier, settings, threads=threads)
 
 
 def _masked_classes(classes) -> tuple[str, ...]:
@@ -291,6 +292,45 @@ def video(args) -> int:
     return 1 if failures else 0
 
 
+def score(args) -> int:
+    from faceocc.end_to_end import labelled_photos, score_labelled_photos
+
+    predictor = _predictor(args, args.threads)
+    classes = predictor.classifier.classes
+    photos = []
+    for root in args.folders:
+        if not root.is_dir():
+            raise SystemExit(f"faceocc: {root}: not a folder (score takes folders of <class>/ sub-folders)")
+        found = labelled_photos(root, classes, args.match)
+        if not found:
+            print(f"faceocc: {root}: no image matching {args.match!r} in a sub-folder named after a class "
+                  f"({', '.join(classes)})", file=sys.stderr)
+        photos += found
+    if not photos:
+        raise SystemExit("faceocc: nothing to score")
+    with tqdm(total=len(photos), desc="score", unit="photo") as bar:
+        result = score_labelled_photos(photos, predictor.predict_image, classes, progress=bar)
+    result["finder"] = predictor.settings.to_dict()
+    result["model"] = str(args.model or "the task's release")
+    for problem in result["problems"]:
+        print(f"faceocc: {problem}", file=sys.stderr)
+    rows = ["| class | photos | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
+    rows += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
+             for c, v in result["per_class"].items() if v["faces"]]
+    rows.append(f"| all | {result['faces']} | {result['found']} | {result['right']} | {result['accuracy']:.3f} | "
+                f"{_ratio(result['right'], result['found'])} |")
+    print("\n".join(rows))
+    print(f"mean recall over classes {result['macro_recall']:.3f}", file=sys.stderr)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return 1 if result["problems"] else 0
+
+
+def _ratio(part: int, whole: int) -> str:
+    return f"{part / whole:.3f}" if whole else "-"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceocc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -357,6 +397,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(v)
     head_pose(v)
     v.set_defaults(run=video)
+
+    c = commands.add_parser("score", help="how well the model and its finder do on labelled photos, end to end",
+                            description="Every image under FOLDER/<class>/ is one photo of that class; it counts as "
+                            "found when the finder finds a face in it (the largest stands for the photo; where a "
+                            "crops.csv beside the class folders gives the face's box, the detection must overlap "
+                            "it, IoU >= 0.5) and as right when that face gets the folder's class. Prints a table "
+                            "per class; exits 1 when a photo could not be read.")
+    c.add_argument("folders", nargs="+", type=Path, help="folders of <class>/ sub-folders named after the classes")
+    c.add_argument("--match", default="*", help="only files whose name matches this pattern, e.g. 'fdc__*'")
+    c.add_argument("--json", type=Path, help="write the full result (per class, confusion of the found) here")
+    c.add_argument("--threads", type=int, default=0, help="detector threads (0: every core)")
+    common(c)
+    c.set_defaults(run=score)
     return parser
 
 

@@ -3,17 +3,24 @@ the model labels them, and each annotated face counts as right only when it was 
 
 The split's test figures are on faces cut at their annotated boxes; a user's faces are cut at the finder's
 boxes, and the smallest are often not found at all. This measures the difference on the same test faces.
+
+Two kinds of photos are scored: PascalVOC photos, each annotated face matched to a detection (`score_photos`),
+and photos labelled by their folder (`score_labelled_photos`), one face per photo: the one a box gives where the
+data has one, else the largest found, as the crop stage keeps and `faceocc sort --policy largest` decides.
 """
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-from faceocc.images import ImageDecodeError, load_rgb
+from faceocc.images import IMAGE_SUFFIXES, ImageDecodeError, load_rgb
 from faceocc.sources import voc_image
 from faceocc.voc import VocError, matched_pairs, parse_voc
 
@@ -30,13 +37,41 @@ def annotated_test_faces(split_rows: Iterable[dict], raw_rows: Iterable[dict], s
     return {xml: sorted(ks) for xml, ks in sorted(faces.items())}
 
 
+class _Tally:
+    """Per class: faces, found, right (found and labelled as annotated); a confusion matrix of the found."""
+
+    def __init__(self, classes: tuple[str, ...]):
+        self.classes = classes
+        self.counts = {c: {"faces": 0, "found": 0, "right": 0} for c in classes}
+        self.confusion = np.zeros((len(classes), len(classes)), np.int64)  # annotated x predicted, found faces only
+        self.problems: list[str] = []
+
+    def add(self, label: str, predicted: str | None) -> None:
+        """One annotated face of `label`; `predicted` is its detection's label, None when it was not found."""
+        if label not in self.counts:
+            return
+        self.counts[label]["faces"] += 1
+        if predicted is not None:
+            self.counts[label]["found"] += 1
+            self.counts[label]["right"] += predicted == label
+            self.confusion[self.classes.index(label), self.classes.index(predicted)] += 1
+
+    def result(self, photos: int, iou: float) -> dict:
+        per_class = {c: {**v, "found_share": _share(v["found"], v["faces"]), "recall": _share(v["right"], v["faces"]),
+                         "recall_of_found": _share(v["right"], v["found"])} for c, v in self.counts.items()}
+        total = {k: sum(v[k] for v in self.counts.values()) for k in ("faces", "found", "right")}
+        return {"photos": photos, "iou": iou, **total, "found_share": _share(total["found"], total["faces"]),
+                "accuracy": _share(total["right"], total["faces"]),
+                "macro_recall": round(float(np.mean([v["recall"] for v in per_class.values() if v["faces"]])), 4)
+                if total["faces"] else 0.0,
+                "per_class": per_class, "confusion_of_found": self.confusion.tolist(), "problems": self.problems}
+
+
 def score_photos(faces: dict, predict: Callable[[np.ndarray, str], list[dict]], label_of: Callable[[str], str],
                  classes: tuple[str, ...], iou: float = 0.5, progress=None) -> dict:
     """Run `predict` (image, path) -> records on each photo and match its records' boxes to the listed
     annotated faces. Per class: faces, found (IoU >= iou), right (found and labelled as annotated)."""
-    counts = {c: {"faces": 0, "found": 0, "right": 0} for c in classes}
-    confusion = np.zeros((len(classes), len(classes)), np.int64)  # annotated x predicted, found faces only
-    problems = []
+    tally = _Tally(classes)
     for xml, indices in faces.items():
         try:
             ann = parse_voc(xml)
@@ -45,32 +80,95 @@ def score_photos(faces: dict, predict: Callable[[np.ndarray, str], list[dict]], 
                 raise VocError(f"no image {ann.filename!r} beside it")
             image = load_rgb(image_path)
         except (VocError, ImageDecodeError) as err:
-            problems.append(f"{xml}: {err}")
+            tally.problems.append(f"{xml}: {err}")
             continue
         truth = [ann.objects[k] for k in indices if k < len(ann.objects)]
         records = [r for r in predict(image, str(image_path)) if r.get("label") is not None]
         pairs = dict(matched_pairs(np.array([o.box for o in truth]).reshape(-1, 4),
                                    np.array([r["box"] for r in records], float).reshape(-1, 4), iou))
         for t, obj in enumerate(truth):
-            label = label_of(obj.name)
-            if label not in counts:
-                continue
-            counts[label]["faces"] += 1
-            if t in pairs:
-                predicted = records[pairs[t]]["label"]
-                counts[label]["found"] += 1
-                counts[label]["right"] += predicted == label
-                confusion[classes.index(label), classes.index(predicted)] += 1
+            tally.add(label_of(obj.name), records[pairs[t]]["label"] if t in pairs else None)
         if progress is not None:
             progress.update(1)
-    per_class = {c: {**v, "found_share": _share(v["found"], v["faces"]), "recall": _share(v["right"], v["faces"]),
-                     "recall_of_found": _share(v["right"], v["found"])} for c, v in counts.items()}
-    total = {k: sum(v[k] for v in counts.values()) for k in ("faces", "found", "right")}
-    return {"photos": len(faces), "iou": iou, **total, "found_share": _share(total["found"], total["faces"]),
-            "accuracy": _share(total["right"], total["faces"]),
-            "macro_recall": round(float(np.mean([v["recall"] for v in per_class.values() if v["faces"]])), 4)
-            if total["faces"] else 0.0,
-            "per_class": per_class, "confusion_of_found": confusion.tolist(), "problems": problems}
+    return tally.result(len(faces), iou)
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """A photo whose folder names its class. `box` (x1, y1, x2, y2) is its face where the data says which one,
+    in the coordinates of `frame`, the part of a larger photo this file shows (None: the file's own pixels)."""
+    path: str
+    label: str
+    box: tuple[float, float, float, float] | None = None
+    frame: tuple[float, float, float, float] | None = None
+
+    def box_in(self, width: int, height: int) -> tuple[float, float, float, float] | None:
+        """The face box in the pixels of the file as decoded (`width` x `height`)."""
+        if self.box is None or self.frame is None:
+            return self.box
+        fx1, fy1, fx2, fy2 = self.frame
+        sx, sy = width / (fx2 - fx1), height / (fy2 - fy1)
+        x1, y1, x2, y2 = self.box
+        return ((x1 - fx1) * sx, (y1 - fy1) * sy, (x2 - fx1) * sx, (y2 - fy1) * sy)
+
+
+def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*") -> list[LabelledPhoto]:
+    """The image files under `root`/<class>/ whose name matches `pattern` (fnmatch, as `split.out_of_domain`),
+    sorted. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's: columns file,
+    face_box_xyxy and crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
+    root = Path(root)
+    boxes = _crops_csv(root / "crops.csv") if (root / "crops.csv").is_file() else {}
+    photos = []
+    for label in classes:
+        folder = root / label
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and fnmatchcase(path.name, pattern):
+                box, frame = boxes.get(path.relative_to(root).as_posix(), (None, None))
+                photos.append(LabelledPhoto(str(path), label, box, frame))
+    return photos
+
+
+def _crops_csv(path: Path) -> dict[str, tuple[tuple, tuple]]:
+    """{file: (face box, crop box)} from a crops.csv; a row without both boxes gives none."""
+    boxes = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                face = tuple(float(v) for v in row["face_box_xyxy"].split())
+                crop = tuple(float(v) for v in row["crop_box_xyxy"].split())
+            except (KeyError, AttributeError, ValueError):
+                continue
+            if len(face) == 4 and len(crop) == 4 and crop[2] > crop[0] and crop[3] > crop[1]:
+                boxes[row.get("file") or ""] = (face, crop)
+    return boxes
+
+
+def score_labelled_photos(photos: Iterable[LabelledPhoto], predict: Callable[[np.ndarray, str], list[dict]],
+                          classes: tuple[str, ...], iou: float = 0.5, progress=None) -> dict:
+    """Run `predict` on each photo; its face is found when a detection overlaps its box (IoU >= iou), or, for a
+    photo without a box, when any face is found, the largest standing for the photo. Per class: photos (as
+    faces), found, right; the same record as `score_photos`."""
+    tally, count = _Tally(classes), 0
+    for photo in photos:
+        count += 1
+        try:
+            image = load_rgb(photo.path)
+        except ImageDecodeError as err:
+            tally.problems.append(f"{photo.path}: {err}")
+            continue
+        records = [r for r in predict(image, photo.path) if r.get("label") is not None]  # largest face first
+        box = photo.box_in(image.shape[1], image.shape[0])
+        if box is None:
+            tally.add(photo.label, records[0]["label"] if records else None)
+        else:
+            pairs = matched_pairs(np.array([box], float),
+                                  np.array([r["box"] for r in records], float).reshape(-1, 4), iou)
+            tally.add(photo.label, records[pairs[0][1]]["label"] if pairs else None)
+        if progress is not None:
+            progress.update(1)
+    return tally.result(count, iou)
 
 
 def _share(part: int, whole: int) -> float:

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -177,19 +178,32 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
     }
 
 
-def end_to_end_record(model_dir: Path, task: Task, split_rows: list[dict], raw_rows: list[dict]) -> dict | None:
-    """The model behind `faceocc predict` on the test split's annotated photos (faceocc/end_to_end.py), with the
-    finder its card names and, beside it (`beside`), with the other of the tool's finders (the default when the
-    card names another, else the former MTCNN one) on the same photos; None when no test face came from an
-    annotated photo."""
+def out_of_domain_photos(raw_rows: list[dict], patterns: list[str], scrape_dir: Path) -> list:
+    """Every decoded photo of the held-out source (file name matching a pattern, as the split holds it out),
+    found by the finder or not: the same photos whichever finder a release was made with."""
+    from faceocc.end_to_end import LabelledPhoto
+
+    return [LabelledPhoto(str(scrape_dir / r["file"]), r["label"]) for r in raw_rows
+            if r.get("outcome") == "ok" and r.get("file")
+            and any(fnmatchcase(PurePath(r["origin"]).name, p) for p in patterns)]
+
+
+def end_to_end_record(model_dir: Path, task: Task, split_rows: list[dict], raw_rows: list[dict],
+                      holdout: list[str] = (), scrape_dir: Path | None = None) -> dict | None:
+    """The model behind `faceocc predict` on whole photos (faceocc/end_to_end.py), with the finder its card names
+    and, beside it (`beside`), with the other of the tool's finders (the default when the card names another,
+    else the former MTCNN one) on the same photos. The photos: the test split's annotated (PascalVOC) ones, each
+    annotated face matched; else every photo of the held-out source (`holdout` patterns over `raw_rows`, files in
+    `scrape_dir`), one face a photo. None when there are neither."""
     from tqdm import tqdm
 
     from faceocc.classifier import Classifier
-    from faceocc.end_to_end import annotated_test_faces, score_photos
+    from faceocc.end_to_end import annotated_test_faces, score_labelled_photos, score_photos
     from faceocc.inference import FacePredictor, finder_settings
 
     faces = annotated_test_faces(split_rows, raw_rows)
-    if not faces:
+    photos = [] if faces or scrape_dir is None else out_of_domain_photos(raw_rows, list(holdout), scrape_dir)
+    if not faces and not photos:
         return None
     classifier = Classifier.load(model_dir)
     card = finder_settings(classifier.card)
@@ -197,10 +211,15 @@ def end_to_end_record(model_dir: Path, task: Task, split_rows: list[dict], raw_r
     beside = FORMER_FINDER if card == FinderSettings() else FinderSettings()
     for name, settings in (("card", card), ("beside", beside)):
         predictor = FacePredictor(classifier, settings, threads=2)
-        with tqdm(total=len(faces), desc=f"end to end ({name}'s finder)", unit="photo") as progress:
-            scores[name] = score_photos(faces, predictor.predict_image, task.label_of, classifier.classes,
-                                        progress=progress)
+        with tqdm(total=len(faces or photos), desc=f"end to end ({name}'s finder)", unit="photo") as progress:
+            if faces:
+                scores[name] = score_photos(faces, predictor.predict_image, task.label_of, classifier.classes,
+                                            progress=progress)
+            else:
+                scores[name] = score_labelled_photos(photos, predictor.predict_image, classifier.classes,
+                                                     progress=progress)
         scores[name]["finder"] = settings.to_dict()
+        scores[name]["photos_from"] = "test" if faces else "out_of_domain"
     return {**scores["card"], "beside": scores["beside"]}
 
 
@@ -211,9 +230,10 @@ def rescore_end_to_end(out: Path, workspace: Path, task: Task, requirement: dict
     split_rows = read_rows(workspace / "data" / "split" / "split.csv")
     raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
     old = record.get("end_to_end") or {}
-    new = end_to_end_record(out, task, split_rows, raw_rows)
+    new = end_to_end_record(out, task, split_rows, raw_rows, record["data"].get("out_of_domain_patterns", []),
+                            workspace / "data" / "scrape")
     if new is None or (old and (new["photos"], new["faces"]) != (old["photos"], old["faces"])):
-        raise SystemExit(f"{workspace}: its test photos are not the release's ({old.get('photos')} photos, "
+        raise SystemExit(f"{workspace}: its photos are not the release's ({old.get('photos')} photos, "
                          f"{old.get('faces')} faces); run the release again instead")
     record["end_to_end"] = new
     write_json(out / "release.json", record)
@@ -265,15 +285,25 @@ def markdown(record: dict, requirement: dict) -> str:
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
     e2e = record.get("end_to_end")
     if e2e:
-        lines += ["", "## End to end on the test photos", "",
-                  f"`faceocc predict --task {task}` on the {e2e['photos']} annotated photos that hold the test faces: "
-                  f"the finder of the model's card ({_finder_name(e2e.get('finder', FORMER_FINDER.to_dict()))}) "
-                  "finds and frames each face, the "
-                  "model labels it; an annotated face counts as right when a "
-                  f"detection overlaps it (IoU >= {e2e['iou']:g}) and carries its label. {e2e['found']} of "
-                  f"{e2e['faces']} test faces found ({e2e['found_share']:.1%}), {e2e['right']} right "
-                  f"({e2e['accuracy']:.1%}; mean recall over classes {e2e['macro_recall']:.3f}).", "",
-                  "| class | test faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
+        finder = _finder_name(e2e.get("finder", FORMER_FINDER.to_dict()))
+        if e2e.get("photos_from") == "out_of_domain":
+            lines += ["", "## End to end on the held-out source's photos", "",
+                      f"`faceocc predict` on every one of the {e2e['photos']} photos of the held-out source, whether "
+                      f"or not a finder found a face in it: the finder of the model's card ({finder}) finds and "
+                      "frames the faces, the model labels them, and a photo counts as right when a face was found "
+                      f"and the largest carries the photo's label. {e2e['found']} of {e2e['faces']} photos with a "
+                      f"face found ({e2e['found_share']:.1%}), {e2e['right']} right ({e2e['accuracy']:.1%}; mean "
+                      f"recall over classes {e2e['macro_recall']:.3f}).", "",
+                      "| class | photos | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
+        else:
+            lines += ["", "## End to end on the test photos", "",
+                      f"`faceocc predict --task {task}` on the {e2e['photos']} annotated photos that hold the test "
+                      f"faces: the finder of the model's card ({finder}) finds and frames each face, the model labels "
+                      "it; an annotated face counts as right when a "
+                      f"detection overlaps it (IoU >= {e2e['iou']:g}) and carries its label. {e2e['found']} of "
+                      f"{e2e['faces']} test faces found ({e2e['found_share']:.1%}), {e2e['right']} right "
+                      f"({e2e['accuracy']:.1%}; mean recall over classes {e2e['macro_recall']:.3f}).", "",
+                      "| class | test faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
         lines += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
                   for c, v in e2e["per_class"].items()]
         if e2e.get("beside"):
@@ -337,7 +367,7 @@ def _finder_name(finder: dict) -> str:
 def end_to_end_comparison(e2e: dict) -> list[str]:
     """The same photos and model with the card's finder and the other one, side by side."""
     rows = [("card's", e2e), ("beside", e2e["beside"])]
-    lines = ["", "The same test photos and model with another of the tool's finders beside the card's:", "",
+    lines = ["", "The same photos and model with another of the tool's finders beside the card's:", "",
              "| finder | faces found | right | found share | accuracy | mean class recall | "
              + " | ".join(f"{c} found / right" for c in e2e["per_class"]) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(e2e["per_class"])]
@@ -357,10 +387,31 @@ def _f(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def confusion_pictures(record: dict, classes: tuple[str, ...]) -> dict[str, bytes]:
+    """{file name: PNG} of the test (and out-of-domain) confusion matrices. `classes` is the model card's order,
+    the order the evaluation counted in; release.json's per-class tables are sorted by name, so they cannot label
+    the matrix. Each labelled row must hold that class's support: a mismatch stops instead of drawing a lie."""
+    name = f"{record['model']['backbone']} {record['model']['variant']}"
+    pictures = {}
+    for split, key in (("test", "test"), ("out-of-domain", "out_of_domain")):
+        figures = record.get(key)
+        if not figures:
+            continue
+        matrix = np.array(figures["confusion"])
+        rows = {c: int(n) for c, n in zip(classes, matrix.sum(axis=1))}
+        support = {c: figures["per_class"][c]["support"] for c in classes if c in figures["per_class"]}
+        if matrix.shape != (len(classes), len(classes)) or rows != support:
+            raise ValueError(f"{split} confusion matrix {matrix.shape} with row totals {rows} does not match the "
+                             f"classes {list(classes)} and their support {support}")
+        pictures[f"confusion_{key}.png"] = encode_png(confusion_image(matrix, classes, f"{name} {split}"))
+    return pictures
+
+
 def write_release(workspace: Path, record: dict, requirement: dict, out: Path) -> None:
     """models/release/ in one rename: the chosen model directory's files, release.json, README.md, pictures."""
     model_dir = workspace / "models" / record["model"]["variant"] / record["model"]["backbone"]
-    classes = tuple(record["test"]["per_class"])
+    classes = tuple(json.loads((model_dir / "card.json").read_text())["classes"])
+    pictures = confusion_pictures(record, classes)
     with atomic_path(out) as tmp:
         shutil.copytree(model_dir, tmp)
         write_json(tmp / "release.json", record)
@@ -368,12 +419,8 @@ def write_release(workspace: Path, record: dict, requirement: dict, out: Path) -
         report = workspace / "reports" / "metrics.md"
         if report.is_file():  # the report stage's table of every backbone and variant, per-class recall rows
             write_bytes(tmp / "report.md", report.read_bytes())
-        name = f"{record['model']['backbone']} {record['model']['variant']}"
-        write_bytes(tmp / "confusion_test.png", encode_png(confusion_image(
-            np.array(record["test"]["confusion"]), classes, f"{name} test")))
-        if record["out_of_domain"]:
-            write_bytes(tmp / "confusion_out_of_domain.png", encode_png(confusion_image(
-                np.array(record["out_of_domain"]["confusion"]), classes, f"{name} out-of-domain")))
+        for file_name, png in pictures.items():
+            write_bytes(tmp / file_name, png)
 
 
 def _dvc(workspace: Path, *args: str) -> None:
@@ -440,7 +487,8 @@ def main(argv: list[str] | None = None) -> None:
     record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout, split_rows,
                             raw_rows, task.name)
     model_dir = workspace / "models" / record["model"]["variant"] / record["model"]["backbone"]
-    record["end_to_end"] = end_to_end_record(model_dir, task, split_rows, raw_rows)
+    record["end_to_end"] = end_to_end_record(model_dir, task, split_rows, raw_rows, args.holdout,
+                                             workspace / "data" / "scrape")
     write_release(workspace, record, requirement, out)
     log.info("released %s %s to %s: val macro-F1 %.4f, test accuracy %.4f%s", chosen["backbone"], chosen["variant"],
              out, chosen["val_macro_f1"], record["test"]["accuracy"],

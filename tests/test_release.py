@@ -149,3 +149,31 @@ def test_each_tasks_release_params_parse_in_every_stage_they_change(task_name, t
         module = importlib.import_module(f"stages.{section}")
         cls = next(v for k, v in vars(module).items() if k.lower() == f"{section.replace('_', '')}params")
         load_params(section, cls, str(tmp_path / "params.yaml"))
+
+
+def _confusion_record(per_class_order: list[str]) -> dict:
+    # counts in the model's class order (face, masked, sunglasses, mask_sunglasses) with a distinct support each
+    support = {"face": 103, "masked": 83, "sunglasses": 80, "mask_sunglasses": 6}
+    matrix = [[99, 2, 2, 0], [0, 82, 1, 0], [0, 0, 80, 0], [0, 2, 1, 3]]
+    figures = {"confusion": matrix, "per_class": {c: {"support": support[c]} for c in per_class_order}}
+    return {"model": {"backbone": "efficientnet_lite0", "variant": "onnx_int8"}, "test": figures,
+            "out_of_domain": None}
+
+
+def test_confusion_pictures_are_labelled_in_the_cards_class_order_not_the_records_sorted_one():
+    card_order = ("face", "masked", "sunglasses", "mask_sunglasses")
+    record = _confusion_record(sorted(card_order))  # release.json's per-class tables come sorted by name
+    pictures = release.confusion_pictures(record, card_order)
+    assert list(pictures) == ["confusion_test.png"] and pictures["confusion_test.png"].startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="does not match the classes"):
+        release.confusion_pictures(record, tuple(sorted(card_order)))  # mask_sunglasses' row would hold masked's 83
+
+
+def test_the_end_to_end_photos_of_a_folder_release_are_every_decoded_photo_of_the_held_out_source(tmp_path):
+    rows = [{"origin": "/d/occlusion4/face/fdc__1.jpg", "file": "images/a.jpg", "label": "face", "outcome": "ok"},
+            {"origin": "/d/occlusion4/masked/fdc__2.jpg", "file": "images/b.jpg", "label": "masked", "outcome": "ok"},
+            {"origin": "/d/occlusion4/masked/fdc__3.jpg", "file": "", "label": "masked", "outcome": "decode_error"},
+            {"origin": "/d/occlusion4/face/fmd__4.jpg", "file": "images/c.jpg", "label": "face", "outcome": "ok"}]
+    photos = release.out_of_domain_photos(rows, ["fdc__*"], tmp_path)
+    assert [(p.path, p.label, p.box) for p in photos] == [
+        (str(tmp_path / "images/a.jpg"), "face", None), (str(tmp_path / "images/b.jpg"), "masked", None)]
