@@ -302,6 +302,8 @@ def score(args) -> int:
         if not root.is_dir():
             raise SystemExit(f"faceocc: {root}: not a folder (score takes folders of <class>/ sub-folders)")
         found = labelled_photos(root, classes, args.match)
+        for other in sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in classes):
+            print(f"faceocc: {root / other}: not one of the model's classes, not scored", file=sys.stderr)
         if not found:
             print(f"faceocc: {root}: no image matching {args.match!r} in a sub-folder named after a class "
                   f"({', '.join(classes)})", file=sys.stderr)

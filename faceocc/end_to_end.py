@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from faceocc.images import IMAGE_SUFFIXES, ImageDecodeError, load_rgb
+from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.sources import voc_image
 from faceocc.voc import VocError, matched_pairs, parse_voc
 
@@ -113,9 +113,10 @@ class LabelledPhoto:
 
 
 def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*") -> list[LabelledPhoto]:
-    """The image files under `root`/<class>/ whose name matches `pattern` (fnmatch, as `split.out_of_domain`),
-    sorted. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's: columns file,
-    face_box_xyxy and crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
+    """The files under `root`/<class>/ whose name matches `pattern` (fnmatch, as `split.out_of_domain`), sorted.
+    Every regular file counts, whatever its suffix: it is decoded by content, and one that is not an image is
+    reported when scored, not skipped. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's:
+    columns file, face_box_xyxy and crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
     root = Path(root)
     boxes = _crops_csv(root / "crops.csv") if (root / "crops.csv").is_file() else {}
     photos = []
@@ -124,7 +125,7 @@ def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*"
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and fnmatchcase(path.name, pattern):
+            if path.is_file() and fnmatchcase(path.name, pattern):
                 box, frame = boxes.get(path.relative_to(root).as_posix(), (None, None))
                 photos.append(LabelledPhoto(str(path), label, box, frame))
     return photos

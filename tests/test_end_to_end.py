@@ -68,11 +68,13 @@ def test_a_crops_csv_places_the_face_box_in_the_shrunk_crop_and_patterns_pick_a_
     _photo(tmp_path / "sunglasses" / "ilc__p__200_150.jpg", size=(200, 200))
     _photo(tmp_path / "sunglasses" / "ztj__q.jpg")
     _photo(tmp_path / "elsewhere" / "ilc__r.jpg")  # not a class folder
+    (tmp_path / "sunglasses" / "ilc__notes.txt").write_text("decoded by content, so scored (as unreadable)")
     (tmp_path / "crops.csv").write_text(
         "file,class,face_box_xyxy,crop_box_xyxy\n"
         "sunglasses/ilc__p__200_150.jpg,sunglasses,200 150 300 250,100 50 500 450\n")
     photos = labelled_photos(tmp_path, CLASSES, "ilc__*")
-    assert [p.label for p in photos] == ["sunglasses"] and photos[0].path.endswith("ilc__p__200_150.jpg")
+    assert [p.path.rsplit("/", 1)[1] for p in photos] == ["ilc__notes.txt", "ilc__p__200_150.jpg"]
+    photos = [p for p in photos if p.path.endswith(".jpg")]
     assert photos[0].box_in(200, 200) == (50.0, 50.0, 100.0, 100.0)
     assert [p.box for p in labelled_photos(tmp_path, CLASSES, "ztj__*")] == [None]
 
@@ -83,10 +85,12 @@ def test_faceocc_score_prints_found_and_right_per_class_and_writes_the_json(tmp_
     (tmp_path / "photos" / "face" / "astronaut.png").write_bytes(encode_png(astronaut))
     (tmp_path / "photos" / "masked").mkdir()
     (tmp_path / "photos" / "masked" / "coffee.png").write_bytes(encode_png(faceless))
+    (tmp_path / "photos" / "cats").mkdir()
     out = tmp_path / "score.json"
     assert cli.main(["score", str(tmp_path / "photos"), "--model", str(model), "--json", str(out)]) == 0
-    table = capsys.readouterr().out
-    assert "| face | 1 | 1 |" in table and "| masked | 1 | 0 | 0 |" in table
+    captured = capsys.readouterr()
+    assert "| face | 1 | 1 |" in captured.out and "| masked | 1 | 0 | 0 |" in captured.out
+    assert "photos/cats: not one of the model's classes, not scored" in captured.err
     result = json.loads(out.read_text())
     assert (result["faces"], result["found"]) == (2, 1) and result["finder"]["detector"]["name"]
 
@@ -95,3 +99,13 @@ def test_faceocc_score_names_a_folder_that_is_not_one(tmp_path):
     model = write_untrained_model(tmp_path, CLASSES)
     with pytest.raises(SystemExit, match="nowhere: not a folder"):
         cli.main(["score", str(tmp_path / "nowhere"), "--model", str(model)])
+
+
+def test_faceocc_score_exits_1_when_a_photo_is_unreadable_and_names_it(tmp_path, astronaut, capsys):
+    model = write_untrained_model(tmp_path, CLASSES)
+    (tmp_path / "photos" / "face").mkdir(parents=True)
+    (tmp_path / "photos" / "face" / "astronaut.png").write_bytes(encode_png(astronaut))
+    (tmp_path / "photos" / "face" / "cut.jpg").write_bytes(b"\xff\xd8\xff")
+    assert cli.main(["score", str(tmp_path / "photos"), "--model", str(model)]) == 1
+    captured = capsys.readouterr()
+    assert "| face | 1 | 1 |" in captured.out and "cut.jpg: corrupt image" in captured.err
