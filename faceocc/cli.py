@@ -320,17 +320,13 @@ def score(args) -> int:
     rows += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
              for c, v in result["per_class"].items() if v["faces"]]
     rows.append(f"| all | {result['faces']} | {result['found']} | {result['right']} | {result['accuracy']:.3f} | "
-                f"{_ratio(result['right'], result['found'])} |")
+                f"{result['accuracy_of_found']:.3f} |")
     print("\n".join(rows))
     print(f"mean recall over classes {result['macro_recall']:.3f}", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return 1 if result["problems"] else 0
-
-
-def _ratio(part: int, whole: int) -> str:
-    return f"{part / whole:.3f}" if whole else "-"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,6 +62,7 @@ class _Tally:
         total = {k: sum(v[k] for v in self.counts.values()) for k in ("faces", "found", "right")}
         return {"photos": photos, "iou": iou, **total, "found_share": _share(total["found"], total["faces"]),
                 "accuracy": _share(total["right"], total["faces"]),
+                "accuracy_of_found": _share(total["right"], total["found"]),
                 "macro_recall": round(float(np.mean([v["recall"] for v in per_class.values() if v["faces"]])), 4)
                 if total["faces"] else 0.0,
                 "per_class": per_class, "confusion_of_found": self.confusion.tolist(), "problems": self.problems}
