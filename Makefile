@@ -9,12 +9,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # The released models: the same DAG on real folders, in build/release[_TASK]/ (README). TASK=occlusion4 gives
 # models/release/ (faceocc's default), TASK=mask_wearing models/release_mask_wearing/ (faceocc --task mask_wearing).
+# HOLDOUT names a whole source kept out of train, val and test: reported, never chosen by. The newer folders
+# join DATA where ../shared has them.
 TASK ?= occlusion4
+SHARED := ../shared/datasets
 ifeq ($(TASK),mask_wearing)
-DATA ?= ../shared/datasets/mask_detection ../shared/datasets/maskedfacenet_wearing
-HOLDOUT ?=
+DATA ?= $(SHARED)/mask_detection $(wildcard $(SHARED)/mask_wearing_ilc) $(SHARED)/maskedfacenet_wearing
+HOLDOUT ?= $(if $(wildcard $(SHARED)/mask_wearing_ilc),maksssksksss*)
 else
-DATA ?= ../shared/datasets/occlusion4 ../shared/datasets/occlusion4_extra
+DATA ?= $(SHARED)/occlusion4 $(SHARED)/occlusion4_extra $(wildcard $(SHARED)/occlusion4_more)
 HOLDOUT ?= fdc__*
 endif
 

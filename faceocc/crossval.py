@@ -16,6 +16,12 @@ Each fold runs the balance and train stages' own code with the workspace's param
 a recipe is judged exactly as the DAG would train it. Out-of-fold probabilities are written as given and with the
 horizontal mirror averaged in, so a change of decision rule can be judged on the same models afterwards.
 Finished folds are kept: re-running the same command resumes.
+
+`--by-source` leaves one source out instead (a source is a file-name tag, `fmd__...`, or a VOC folder): each fold
+scores every train/val face of one source with a model trained on the others, its early-stopping val a grouped
+fifth of the others. An in-domain split rewards what a source's photos share (framing, light, the people in
+them); the gap between the two pooled figures is that shortcut. A source without which some class would have
+fewer than `--min-class-train` faces to learn from is not left out (it is named, with why).
 """
 
 from __future__ import annotations
@@ -50,6 +56,41 @@ def assign_folds(labels: list[str], groups: list[int], k: int, seed: int) -> lis
     for fold, (_, scored) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
         folds[scored] = fold
     return folds.tolist()
+
+
+def source_folds(labels: list[str], groups: list[int], sources: list[str], min_class_train: int,
+                 classes: tuple[str, ...]) -> tuple[list[int], list[str], dict[str, str]]:
+    """(fold per item, the source of each fold, {source not left out: why}). A group takes the source most of its
+    items have (a near duplicate across sources leaves with it); a source is left out only when every class keeps
+    at least `min_class_train` items without it. Items of a source not left out get fold -2: always trained on."""
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    source_of = list(sources)
+    for idx in members.values():
+        names = [sources[i] for i in idx]
+        main = max(sorted(set(names)), key=names.count)
+        for i in idx:
+            source_of[i] = main
+    total = {c: labels.count(c) for c in classes}
+    folds, order, skipped = [-2] * len(labels), [], {}
+    for source in sorted(set(source_of)):
+        inside = [i for i, s in enumerate(source_of) if s == source]
+        left = {c: total[c] - sum(labels[i] == c for i in inside) for c in classes}
+        short = {c: n for c, n in left.items() if n < min_class_train}
+        if short:
+            skipped[source] = "without it, training would keep " + ", ".join(f"{n} {c}" for c, n in short.items())
+            continue
+        for i in inside:
+            folds[i] = len(order)
+        order.append(source)
+    return folds, order, skipped
+
+
+def source_fold_splits(folds: list[int], inner: list[int], fold: int, k: int) -> list[str]:
+    """The split each item takes when fold `fold`'s source is left out: scored (`test`), early-stopping (`val`:
+    the items of the other sources in inner fold `fold` mod k) or `train`. An inner fold of -1: train only."""
+    return ["test" if f == fold else "val" if i == fold % k else "train" for f, i in zip(folds, inner)]
 
 
 def fold_splits(folds: list[int], fold: int, k: int) -> list[str]:
@@ -193,9 +234,23 @@ def pictures(oof: list[dict], predicted: np.ndarray, classes: tuple[str, ...], c
             "misses.png": encode_png(np.vstack(bands)) if bands else None}
 
 
+def per_source(fold_sources: list[str], labels: np.ndarray, predicted: np.ndarray, folds: np.ndarray,
+               classes: tuple[str, ...]) -> dict:
+    """{source: faces, accuracy, support and right per class} of each left-out source's fold."""
+    out = {}
+    for fold, name in enumerate(fold_sources):
+        here = folds == fold
+        y, p = labels[here], predicted[here]
+        out[name] = {"faces": int(here.sum()), "accuracy": round(float((y == p).mean()), 4) if here.any() else 0.0,
+                     "support": {c: int((y == i).sum()) for i, c in enumerate(classes)},
+                     "right": {c: int(((y == i) & (p == i)).sum()) for i, c in enumerate(classes)}}
+    return out
+
+
 def markdown(record: dict) -> str:
     classes = record["classes"]
-    lines = [f"# Cross-validation: {record['backbone']}, {record['folds']} folds over train + val",
+    title = ("each source left out in turn" if record.get("by_source") else f"{record['folds']} folds")
+    lines = [f"# Cross-validation: {record['backbone']}, {title}, over train + val",
              "", f"Settings: {', '.join(record['settings']) or 'the workspace params as they are'}.",
              f"Scored faces: {record['scored']} ({', '.join(f'{c} {n}' for c, n in record['support'].items())}).", "",
              "| decision | pooled macro-F1 | fold macro-F1 mean ± sd | " + " | ".join(f"recall {c}" for c in classes)
@@ -209,6 +264,17 @@ def markdown(record: dict) -> str:
     lines += ["", f"Logit adjustment: a bias per class added to the log-probabilities, fitted (grid, best pooled "
               f"macro-F1) on all folds' scores: {record['log_bias']}. Its row is optimistic, fitted and scored on the "
               "same faces; the cross-fitted row scores each fold with the bias fitted on the others."]
+    if record.get("sources"):
+        lines += ["", "## Each source left out", "",
+                  "Scored with a model that saw no photo of it (argmax): faces, accuracy, and recall per class "
+                  "(right / faces) where the source has the class.", "",
+                  "| source | faces | accuracy | " + " | ".join(classes) + " |", "|---" * (3 + len(classes)) + "|"]
+        for name, row in record["sources"].items():
+            lines.append(f"| {name} | {row['faces']} | {row['accuracy']:.1%} | "
+                         + " | ".join(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—"
+                                      for c in classes) + " |")
+        for name, why in record.get("not_left_out", {}).items():
+            lines.append(f"\n- {name} was not left out: {why}.")
     return "\n".join(lines) + "\n"
 
 
@@ -220,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the folds, oof.csv and crossval.json")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="the fold assignment's seed")
+    parser.add_argument("--by-source", action="store_true",
+                        help="leave one source out per fold (file-name tag or VOC folder) instead of k folds")
+    parser.add_argument("--min-class-train", type=int, default=20,
+                        help="with --by-source: a source is left out only if every class keeps this many faces")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         help="change a param for this run, e.g. balance.target=800 (repeatable)")
     args = parser.parse_args(argv)
@@ -234,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # what the kept folds were made with: resuming with anything else would mix two runs
     run = {"workspace": str(workspace), "backbone": args.backbone, "folds": args.folds, "seed": args.seed,
+           **({"by_source": True, "min_class_train": args.min_class_train} if args.by_source else {}),
            "settings": args.settings, "params": {s: params.get(s) for s in ("split", *SETTABLE)}}
     if (out / "run.json").is_file() and json.loads((out / "run.json").read_text()) != run:
         raise SystemExit(f"{out}: holds a run with other settings or workspace params (run.json); give another "
@@ -252,10 +323,20 @@ def main(argv: list[str] | None = None) -> None:
     folds = np.full(len(pool), -1)
     folds[measured] = assign_folds([pool[i]["label"] for i in measured], [groups[i] for i in measured],
                                    args.folds, args.seed)
+    fold_sources, not_left_out, inner = [], {}, folds
+    if args.by_source:
+        from faceocc.release import source_tag
+
+        by_source, fold_sources, not_left_out = source_folds(
+            [pool[i]["label"] for i in measured], [groups[i] for i in measured],
+            [source_tag(origins[pool[i]["source_id"]]) for i in measured], args.min_class_train, classes)
+        folds = np.full(len(pool), -1)
+        folds[measured] = by_source
     index = {c: i for i, c in enumerate(classes)}
     oof = []
-    for fold in range(args.folds):
-        names = fold_splits(folds.tolist(), fold, args.folds)
+    for fold in range(len(fold_sources) if args.by_source else args.folds):
+        names = (source_fold_splits(folds.tolist(), inner.tolist(), fold, args.folds) if args.by_source
+                 else fold_splits(folds.tolist(), fold, args.folds))
         fold_rows = [{**r, "split": s} for r, s in zip(pool, names)]
         workdir = out / f"fold{fold}"
         model = run_fold(workdir, workspace, params_file, args.backbone, fold_rows)
@@ -265,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
                  **{f"p_{c}": round(float(p[i]), 6) for c, i in index.items()},
                  **{f"pm_{c}": round(float(m[i]), 6) for c, i in index.items()}}
                 for r, p, m in zip(scored, plain, mirrored)]
-        log.info("fold %d of %d scored (%d faces)", fold + 1, args.folds, len(scored))
+        log.info("fold %d scored (%d faces%s)", fold + 1, len(scored),
+                 f", source {fold_sources[fold]}" if args.by_source else "")
 
     labels = np.array([index[r["label"]] for r in oof])
     fold_of = np.array([r["fold"] for r in oof])
@@ -282,6 +364,9 @@ def main(argv: list[str] | None = None) -> None:
               "support": {c: int((labels == i).sum()) for c, i in index.items()},
               "train_only_items": int((folds == -1).sum()), "results": results,
               "log_bias": [round(float(b), 2) for b in log_bias]}
+    if args.by_source:
+        record.update(by_source=True, folds=len(fold_sources), not_left_out=not_left_out,
+                      sources=per_source(fold_sources, labels, predictions["argmax"], fold_of, classes))
     oof_columns = ["crop_id", "label", "fold", "file"] + [f"p_{c}" for c in classes] + [f"pm_{c}" for c in classes]
     write_rows(out / "oof.csv", oof, oof_columns)
     write_json(out / "crossval.json", record)

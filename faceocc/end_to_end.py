@@ -11,7 +11,6 @@ data has one, else the largest found, as the crop stage keeps and `faceocc sort 
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -21,7 +20,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from faceocc.images import ImageDecodeError, load_rgb
-from faceocc.sources import voc_image
+from faceocc.sources import box_in_crop, read_crops_csv, voc_image
 from faceocc.voc import VocError, matched_pairs, parse_voc
 
 
@@ -107,10 +106,7 @@ class LabelledPhoto:
         """The face box in the pixels of the file as decoded (`width` x `height`)."""
         if self.box is None or self.frame is None:
             return self.box
-        fx1, fy1, fx2, fy2 = self.frame
-        sx, sy = width / (fx2 - fx1), height / (fy2 - fy1)
-        x1, y1, x2, y2 = self.box
-        return ((x1 - fx1) * sx, (y1 - fy1) * sy, (x2 - fx1) * sx, (y2 - fy1) * sy)
+        return box_in_crop(self.box, self.frame, width, height)
 
 
 def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*") -> list[LabelledPhoto]:
@@ -119,7 +115,7 @@ def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*"
     reported when scored, not skipped. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's:
     columns file, face_box_xyxy and crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
     root = Path(root)
-    boxes = _crops_csv(root / "crops.csv") if (root / "crops.csv").is_file() else {}
+    crops = read_crops_csv(root / "crops.csv") if (root / "crops.csv").is_file() else {}
     photos = []
     for label in classes:
         folder = root / label
@@ -127,24 +123,9 @@ def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*"
             continue
         for path in sorted(folder.iterdir()):
             if path.is_file() and fnmatchcase(path.name, pattern):
-                box, frame = boxes.get(path.relative_to(root).as_posix(), (None, None))
-                photos.append(LabelledPhoto(str(path), label, box, frame))
+                cut = crops.get(path.relative_to(root).as_posix())
+                photos.append(LabelledPhoto(str(path), label, cut and cut.face, cut and cut.frame))
     return photos
-
-
-def _crops_csv(path: Path) -> dict[str, tuple[tuple, tuple]]:
-    """{file: (face box, crop box)} from a crops.csv; a row without both boxes gives none."""
-    boxes = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                face = tuple(float(v) for v in row["face_box_xyxy"].split())
-                crop = tuple(float(v) for v in row["crop_box_xyxy"].split())
-            except (KeyError, AttributeError, ValueError):
-                continue
-            if len(face) == 4 and len(crop) == 4 and crop[2] > crop[0] and crop[3] > crop[1]:
-                boxes[row.get("file") or ""] = (face, crop)
-    return boxes
 
 
 def score_labelled_photos(photos: Iterable[LabelledPhoto], predict: Callable[[np.ndarray, str], list[dict]],

@@ -6,10 +6,12 @@ through `acquire.py`.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from faceocc.atomic import write_bytes
@@ -17,6 +19,7 @@ from faceocc.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageDecodeError,
+    decode_rgb,
     encode_png,
     load_rgb,
 )
@@ -86,7 +89,11 @@ class RawStore:
                           "file": "", "outcome": outcome, "detail": detail, **extra})
 
 
-def store_folder(store: RawStore, files: Iterable[tuple[str, Path]]) -> None:
+def store_folder(store: RawStore, files: Iterable[tuple[str, Path]], crops: Mapping[Path, "CropOrigin"] = {},
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Every file as a raw item of its label. A file `crops` names (a crops.csv row) was cut around one face of a
+    larger photo: that face's box is its annotation, so the crop stage cuts the labelled face and not the largest
+    bystander, and the photo is its identity, so the split keeps the crops of one photo together."""
     for label, path in files:
         origin = str(path)
         if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -97,7 +104,83 @@ def store_folder(store: RawStore, files: Iterable[tuple[str, Path]]) -> None:
         except OSError as err:
             store.skip(label, "folder", origin, "unreadable", str(err.strerror or err))
             continue
-        store.add(data, label, "folder", origin, path.suffix)
+        extra = {}
+        cut = crops.get(path)
+        if cut is not None:
+            extra["identity"] = cut.photo
+            try:  # the box in the pixels the crop stage will see: as decoded, after any EXIF rotation
+                height, width = decode_rgb(data, max_pixels).shape[:2]
+                box = box_in_crop(cut.face, cut.frame, width, height)
+                extra["annotation"] = json.dumps([{"box": [round(v, 2) for v in box]}], separators=(",", ":"))
+            except ImageDecodeError:
+                pass  # stored as it is: the crop stage names the file and why it cannot be read
+        store.add(data, label, "folder", origin, path.suffix, **extra)
+
+
+@dataclass(frozen=True)
+class CropOrigin:
+    """Where a file of a crops folder was cut from (a crops.csv row, as shared/datasets/occlusion4_more has):
+    the labelled face and the crop, both boxes (x1, y1, x2, y2) in the source photo's pixels, and that photo."""
+    face: tuple[float, float, float, float]
+    frame: tuple[float, float, float, float]
+    photo: str
+
+
+def read_crops_csv(path: str | os.PathLike) -> dict[str, CropOrigin]:
+    """{file (relative to the csv's folder): CropOrigin} from a crops.csv (columns file, face_box_xyxy,
+    crop_box_xyxy, and source_repo / source_path naming the photo); a row without both boxes gives none."""
+    origins = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                face = tuple(float(v) for v in row["face_box_xyxy"].split())
+                frame = tuple(float(v) for v in row["crop_box_xyxy"].split())
+            except (KeyError, AttributeError, ValueError):
+                continue
+            if len(face) == 4 and len(frame) == 4 and frame[2] > frame[0] and frame[3] > frame[1]:
+                photo = "/".join(v for v in (row.get("source_repo"), row.get("source_path")) if v) or row["file"]
+                origins[row.get("file") or ""] = CropOrigin(face, frame, photo)
+    return origins
+
+
+def box_in_crop(face: tuple, frame: tuple, width: int, height: int) -> tuple[float, float, float, float]:
+    """The `face` box (photo pixels) in the pixels of a crop of the photo's `frame`, decoded at `width` x `height`
+    (the crop may have been shrunk after it was cut)."""
+    fx1, fy1, fx2, fy2 = frame
+    sx, sy = width / (fx2 - fx1), height / (fy2 - fy1)
+    x1, y1, x2, y2 = face
+    return ((x1 - fx1) * sx, (y1 - fy1) * sy, (x2 - fx1) * sx, (y2 - fy1) * sy)
+
+
+def folder_crops(root: str | os.PathLike) -> dict[Path, CropOrigin]:
+    """{path: CropOrigin} of a folder root's crops.csv; empty when it has none."""
+    root = Path(root)
+    csv_path = root / "crops.csv"
+    if not csv_path.is_file():
+        return {}
+    return {root / rel: origin for rel, origin in read_crops_csv(csv_path).items()}
+
+
+def photo_series(paths: Iterable[Path], max_bits: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[Path, Path]:
+    """{photo: the first photo (in `paths` order) of its series}: photos whose whole-picture perceptual hashes
+    differ by at most `max_bits` are one series, e.g. a stock shoot of one model with the mask in different places.
+    Such photos are not near-duplicates (dedup compares face crops at a few bits), yet a split that puts one in
+    train and its sibling in test measures memory. A photo that does not decode is a series of its own."""
+    from faceocc.dedup import cluster, perceptual_hash  # imagehash and OpenCV: only for the VOC sources
+
+    hashed, hashes = [], []
+    for path in paths:
+        try:
+            hashes.append(perceptual_hash(load_rgb(path, max_pixels)))
+            hashed.append(path)
+        except ImageDecodeError:
+            continue
+    first: dict[int, Path] = {}
+    labels = cluster(hashes, max_bits)
+    series = {}
+    for path, label in zip(hashed, labels):
+        series[path] = first.setdefault(int(label), path)
+    return series
 
 
 def voc_files(root: str | os.PathLike) -> list[Path]:
@@ -105,13 +188,15 @@ def voc_files(root: str | os.PathLike) -> list[Path]:
 
 
 def store_voc(store: RawStore, root: str | os.PathLike, xml_files: Iterable[Path], label_of=lambda name: name,
-              context: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+              context: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS,
+              series: Mapping[Path, Path] = {}) -> None:
     """Every annotated face of a PascalVOC folder as a raw item of its own.
 
     A raw item carries one label, and a crowd photo holds faces of several classes, so each object is stored as
     the region around its box (the box's long side plus `context` of it on every side, clipped to the image),
     with the box in that region's pixels as its annotation: the crop stage cuts the annotated face instead of
-    searching for one. The photo's name is the items' identity, so the split keeps a photo's faces together.
+    searching for one. The photo's name is the items' identity, so the split keeps a photo's faces together; with
+    `series` (photo_series), the name of the first photo of its series, so the split keeps a series together.
     """
     root = Path(root)
     for xml in xml_files:
@@ -137,7 +222,7 @@ def store_voc(store: RawStore, root: str | os.PathLike, xml_files: Iterable[Path
             continue
         for reason in ann.dropped:
             store.skip("", "voc", origin, "annotation_dropped", reason)
-        identity = f"{root.name}/{image_path.stem}"
+        identity = f"{root.name}/{series.get(image_path, image_path).stem}"
         for k, obj in enumerate(ann.objects):
             region, box = face_region(image, obj.box, context)
             store.add(encode_png(region), label_of(obj.name), "voc", f"{origin}#{k}", ".png", identity=identity,

@@ -28,8 +28,10 @@ from faceocc.manifest import write_rows
 from faceocc.sources import (
     RAW_COLUMNS,
     RawStore,
+    folder_crops,
     is_voc_root,
     list_folder,
+    photo_series,
     store_folder,
     store_voc,
     voc_files,
@@ -45,6 +47,7 @@ log = logging.getLogger("scrape")
 class FolderParams:
     roots: tuple[str, ...] = ()  # each holds <label>/ sub-folders, or is PascalVOC; several roots pool by label
     voc_context: float = 1.0     # a VOC face is kept with this much of its box's long side around it
+    series_bits: int = 12        # VOC photos within this many phash bits are one series, kept in one split; 0: off
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
 
     source_rows: list[dict] = []
+    grouping: dict = {}
     with atomic_path(args.out) as tmp:
         store = RawStore(tmp, params.classes)
         if params.source == "demo":
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         elif params.source == "folder":
             if not params.folder.roots:
                 raise SystemExit("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
-            scrape_folders(params, store)
+            grouping = scrape_folders(params, store)
         else:
             source_rows = scrape_web(params, store, args.cache)
         write_rows(tmp / "manifest.csv", store.rows, RAW_COLUMNS)
@@ -109,22 +113,41 @@ def main(argv: list[str] | None = None) -> None:
     stored = Counter(r["label"] for r in store.rows if r["outcome"] == "ok")
     write_json(args.metrics, {"source": params.source, "files": len(store.rows), "outcomes": dict(outcomes),
                               "sources_read": dict(Counter(f"{r['kind']}:{r['outcome']}" for r in source_rows)),
-                              "stored_per_label": {c: stored.get(c, 0) for c in params.classes}})
+                              "stored_per_label": {c: stored.get(c, 0) for c in params.classes},
+                              **({"grouping": grouping} if grouping else {})})
     log.info("%d items: %s; stored per label: %s", len(store.rows), dict(outcomes), dict(stored))
 
 
-def scrape_folders(params: ScrapeParams, store: RawStore) -> None:
-    """Each root is either <label>/ sub-folders or a PascalVOC folder (annotations/ + images/, one item per
-    annotated face); labels pass through the task's aliases (mask_worn_incorrectly -> mask_weared_incorrect)."""
+def scrape_folders(params: ScrapeParams, store: RawStore) -> dict:
+    """Each root is either <label>/ sub-folders (with a crops.csv: crops cut around one face each) or a PascalVOC
+    folder (annotations/ + images/, one item per annotated face); labels pass through the task's aliases
+    (mask_worn_incorrectly -> mask_weared_incorrect). Returns {root: what grouped its items} for the metrics."""
     task = task_named(params.task)
+    grouping = {}
     for root in params.folder.roots:
+        name = Path(root).name
         if is_voc_root(root):
             log.info("%s: PascalVOC annotations, one item per annotated face", root)
-            store_voc(store, root, tqdm(voc_files(root), desc=f"scrape (voc {Path(root).name})", unit="file"),
-                      task.label_of, params.folder.voc_context, params.max_pixels)
+            series = {}
+            if params.folder.series_bits > 0:
+                photos = sorted(p for p in (Path(root) / "images").iterdir() if p.is_file())
+                series = photo_series(tqdm(photos, desc=f"scrape (series {name})", unit="photo"),
+                                      params.folder.series_bits, params.max_pixels)
+                sizes = Counter(series.values())
+                grouping[name] = {"photos": len(series), "series_bits": params.folder.series_bits,
+                                  "series_of_two_or_more": sum(n > 1 for n in sizes.values()),
+                                  "photos_in_them": sum(n for n in sizes.values() if n > 1)}
+            store_voc(store, root, tqdm(voc_files(root), desc=f"scrape (voc {name})", unit="file"),
+                      task.label_of, params.folder.voc_context, params.max_pixels, series)
         else:
+            crops = folder_crops(root)
+            if crops:
+                log.info("%s: crops.csv names the face and the photo of %d files", root, len(crops))
+                grouping[name] = {"crops_with_a_face_box": len(crops),
+                                  "photos": len({c.photo for c in crops.values()})}
             files = [(task.label_of(label), path) for label, path in list_folder([root])]
-            store_folder(store, tqdm(files, desc=f"scrape (folder {Path(root).name})", unit="file"))
+            store_folder(store, tqdm(files, desc=f"scrape (folder {name})", unit="file"), crops, params.max_pixels)
+    return grouping
 
 
 def scrape_demo(config: DemoConfig, store: RawStore) -> None:

@@ -127,3 +127,43 @@ def test_a_small_cross_validation_scores_every_measured_face_once_with_models_th
     (tmp_path / "ws" / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(SystemExit, match="workspace params"):
         crossval.main(argv)
+
+
+def test_a_source_is_left_out_whole_with_its_cross_source_duplicates_unless_a_class_would_starve():
+    labels = ["face"] * 6 + ["masked"] * 6 + ["face", "masked"]
+    sources = ["a"] * 12 + ["b", "b"]
+    groups = list(range(13)) + [0]  # the last item, from b, is a near duplicate of a's first: it stays with a
+    folds, order, skipped = crossval.source_folds(labels, groups, sources, min_class_train=3,
+                                                  classes=("face", "masked"))
+    assert order == ["b"] and folds == [-2] * 12 + [0, -2]
+    assert skipped == {"a": "without it, training would keep 1 face, 0 masked"}
+
+
+def test_leaving_a_source_out_scores_it_stops_on_a_fifth_of_the_rest_and_trains_on_the_others():
+    folds, inner = [0, 0, 1, -2, -2, -1], [2, 3, 0, 0, 1, -1]
+    assert crossval.source_fold_splits(folds, inner, 0, 5) == ["test", "test", "val", "val", "train", "train"]
+    assert crossval.source_fold_splits(folds, inner, 1, 5) == ["train", "train", "test", "train", "val", "train"]
+
+
+def test_a_small_leave_one_source_out_run_scores_only_the_source_it_left_out(tmp_path):
+    data = tmp_path / "ws" / "data"
+    make_crops(data)
+    run_stages(data)
+    params = yaml.safe_load((data / "params.yaml").read_text())
+    params["train"] = {"common": {"epochs": 1, "input_size": 48, "batch_size": 16, "pretrained": "none",
+                                  "threads": 1}}
+    (tmp_path / "ws" / "params.yaml").write_text(yaml.safe_dump(params))
+    (data / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    (data / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
+    out = tmp_path / "loso"
+    crossval.main(["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(out),
+                   "--folds", "3", "--by-source", "--min-class-train", "2"])
+    split = {r["crop_id"]: r for r in read_rows(data / "split" / "split.csv")}
+    raw = {r["id"]: r["origin"] for r in read_rows(data / "scrape" / "manifest.csv")}
+    oof = read_rows(out / "oof.csv")
+    other = {c for c, r in split.items() if r["split"] in ("train", "val") and "/other__" in raw[r["source_id"]]}
+    assert other and {r["crop_id"] for r in oof} == other
+    record = json.loads((out / "crossval.json").read_text())
+    assert record["by_source"] and list(record["sources"]) == ["other"] and "main" in record["not_left_out"]
+    assert record["sources"]["other"]["faces"] == len(other)
+    assert "## Each source left out" in (out / "crossval.md").read_text()
