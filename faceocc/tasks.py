@@ -56,8 +56,7 @@ MASK_WEARING = Task(
         # is soft. The finder keeps its 10 px rule, so `faceocc predict` still reports the smaller crowd faces
         "curate": {"quality": {"min_face_px": 20, "min_sharpness": 0.0}},
         # MaskedFace-Net's pasted-on masks add to training only: its README says not to measure a model on them
-        # 60/20/20: val and test each hold about 110 of mask_wearing_ilc's real incorrectly worn masks (before it
-        # came, mask_detection's 59 of >= 20 px gave 12 each), while the held-out Kaggle set (make release) is apart
+        # 59 real incorrectly worn masks of >= 20 px: a 15 % test share would be 9 faces, 20 % is 12
         "split": {"train_only": ["*_Mask.jpg", "*_Mask_*.jpg"], "ratios": [0.6, 0.2, 0.2]},
         # the median class count (about 230) would throw away 5 of every 6 correctly masked faces. Occluders drawn
         # onto faces make the occlusion task's synthetic classes, none of these. A mask_low recipe (a mask drawn
