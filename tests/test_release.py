@@ -80,8 +80,10 @@ def test_release_params_point_the_scrape_at_the_folders_and_hold_the_source_out(
     assert out["scrape"]["source"] == "folder" and out["split"]["out_of_domain"] == ["fdc__*"]
     assert out["scrape"]["folder"]["roots"] == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert params["scrape"]["source"] == "demo" and params["split"]["out_of_domain"] == []  # not changed in place
-    assert {k: v for k, v in out.items() if k not in ("scrape", "split")} == \
-        {k: v for k, v in params.items() if k not in ("scrape", "split")}
+    # curation keeps every face the finder reports on real photos; nothing else changes
+    assert out["curate"]["quality"] == {**params["curate"]["quality"], "min_probability": 0.7}
+    assert {k: v for k, v in out.items() if k not in ("scrape", "split", "curate")} == \
+        {k: v for k, v in params.items() if k not in ("scrape", "split", "curate")}
 
 
 def test_the_workspace_copy_rewrites_only_changed_files_and_drops_deleted_modules(tmp_path):
@@ -179,7 +181,7 @@ def test_the_end_to_end_photos_of_a_folder_release_are_every_decoded_photo_of_th
         (str(tmp_path / "images/a.jpg"), "face", None), (str(tmp_path / "images/b.jpg"), "masked", None)]
 
 
-def _evaluation(backbone: str, variant: str, test_acc: float, ood_acc: float | None = None) -> dict:
+def _variant_evaluation(backbone: str, variant: str, test_acc: float, ood_acc: float | None = None) -> dict:
     per_class = {"face": {"precision": 1.0, "recall": test_acc, "f1": 1.0, "support": 10}}
     return {"backbone": backbone, "variant": variant, "size_mb": 3.0, "latency_ms_p50": 1.0, "test_images": 10,
             "accuracy": test_acc, "macro_f1": test_acc, "per_class": per_class,
@@ -189,8 +191,8 @@ def _evaluation(backbone: str, variant: str, test_acc: float, ood_acc: float | N
 
 
 def test_the_summary_names_every_int8_variant_more_than_a_point_below_its_fp32_origin():
-    evaluations = [_evaluation("lite0", "fp32", 0.95, 0.90), _evaluation("lite0", "fx_int8", 0.91, 0.90),
-                   _evaluation("lite0", "onnx_fp32", 0.95, 0.90), _evaluation("lite0", "onnx_int8", 0.945, 0.895)]
+    evaluations = [_variant_evaluation("lite0", "fp32", 0.95, 0.90), _variant_evaluation("lite0", "fx_int8", 0.91, 0.90),
+                   _variant_evaluation("lite0", "onnx_fp32", 0.95, 0.90), _variant_evaluation("lite0", "onnx_int8", 0.945, 0.895)]
     summary = release.summary(evaluations)
     lite0 = summary["models"]["lite0"]
     assert lite0["fx_int8"]["accuracy_change_pt_vs"] == {"origin": "fp32", "test": -4.0, "val": 0.0,
