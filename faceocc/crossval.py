@@ -1,10 +1,10 @@
 """`python -m faceocc.crossval`: judge a training recipe by grouped k-fold cross-validation over a workspace's
 train and val splits, never its test split.
 
-Why: with a rare class (the mask-wearing task has 12 real incorrectly worn masks in val), one training run on one
-val split cannot tell a recipe change from noise (README, "How much one training run says"). Here every real
-train/val face is scored once by a model that never saw its photo, so the rare class is judged on all of its
-faces (about 47 for mask wearing) instead of 12.
+Why: with a rare class (the mask-wearing task once had 12 real incorrectly worn masks in val), one training run
+on one val split cannot tell a recipe change from noise (docs/mask_wearing_before_ilc.md, "How much one training
+run says"). Here every real train/val face is scored once by a model that never saw its photo, so the rare class
+is judged on all of its faces (47 then) instead of 12.
 
 Folds are whole split groups (a photo and its near duplicates), stratified by label (scikit-learn's
 StratifiedGroupKFold). For fold k, fold k is scored (split `test` of the fold's split.csv), fold k+1 is the
