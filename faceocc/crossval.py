@@ -59,10 +59,11 @@ def assign_folds(labels: list[str], groups: list[int], k: int, seed: int) -> lis
 
 
 def source_folds(labels: list[str], groups: list[int], sources: list[str], min_class_train: int,
-                 classes: tuple[str, ...]) -> tuple[list[int], list[str], dict[str, str]]:
+                 classes: tuple[str, ...], min_source_faces: int = 1) -> tuple[list[int], list[str], dict[str, str]]:
     """(fold per item, the source of each fold, {source not left out: why}). A group takes the source most of its
-    items have (a near duplicate across sources leaves with it); a source is left out only when every class keeps
-    at least `min_class_train` items without it. Items of a source not left out get fold -2: always trained on."""
+    items have (a near duplicate across sources leaves with it); a source is left out only when it has at least
+    `min_source_faces` items (a fold costs a whole training) and every class keeps at least `min_class_train`
+    items without it. Items of a source not left out get fold -2: always trained on."""
     members: dict[int, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
@@ -76,6 +77,9 @@ def source_folds(labels: list[str], groups: list[int], sources: list[str], min_c
     folds, order, skipped = [-2] * len(labels), [], {}
     for source in sorted(set(source_of)):
         inside = [i for i, s in enumerate(source_of) if s == source]
+        if len(inside) < min_source_faces:
+            skipped[source] = f"{len(inside)} faces, fewer than {min_source_faces}"
+            continue
         left = {c: total[c] - sum(labels[i] == c for i in inside) for c in classes}
         short = {c: n for c, n in left.items() if n < min_class_train}
         if short:
@@ -290,6 +294,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="leave one source out per fold (file-name tag or VOC folder) instead of k folds")
     parser.add_argument("--min-class-train", type=int, default=20,
                         help="with --by-source: a source is left out only if every class keeps this many faces")
+    parser.add_argument("--min-source-faces", type=int, default=10,
+                        help="with --by-source: a source with fewer train/val faces is not left out (a fold is a "
+                             "whole training)")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         help="change a param for this run, e.g. balance.target=800 (repeatable)")
     args = parser.parse_args(argv)
@@ -304,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # what the kept folds were made with: resuming with anything else would mix two runs
     run = {"workspace": str(workspace), "backbone": args.backbone, "folds": args.folds, "seed": args.seed,
-           **({"by_source": True, "min_class_train": args.min_class_train} if args.by_source else {}),
+           **({"by_source": True, "min_class_train": args.min_class_train, "min_source_faces": args.min_source_faces}
+              if args.by_source else {}),
            "settings": args.settings, "params": {s: params.get(s) for s in ("split", *SETTABLE)}}
     if (out / "run.json").is_file() and json.loads((out / "run.json").read_text()) != run:
         raise SystemExit(f"{out}: holds a run with other settings or workspace params (run.json); give another "
@@ -329,7 +337,10 @@ def main(argv: list[str] | None = None) -> None:
 
         by_source, fold_sources, not_left_out = source_folds(
             [pool[i]["label"] for i in measured], [groups[i] for i in measured],
-            [source_tag(origins[pool[i]["source_id"]]) for i in measured], args.min_class_train, classes)
+            [source_tag(origins[pool[i]["source_id"]]) for i in measured], args.min_class_train, classes,
+            args.min_source_faces)
+        if not fold_sources:
+            raise SystemExit("no source can be left out: " + "; ".join(f"{k}: {v}" for k, v in not_left_out.items()))
         folds = np.full(len(pool), -1)
         folds[measured] = by_source
     index = {c: i for i, c in enumerate(classes)}

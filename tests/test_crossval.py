@@ -137,6 +137,8 @@ def test_a_source_is_left_out_whole_with_its_cross_source_duplicates_unless_a_cl
                                                   classes=("face", "masked"))
     assert order == ["b"] and folds == [-2] * 12 + [0, -2]
     assert skipped == {"a": "without it, training would keep 1 face, 0 masked"}
+    assert crossval.source_folds(labels, groups, sources, 3, ("face", "masked"), min_source_faces=2)[2]["b"] == \
+        "1 faces, fewer than 2"
 
 
 def test_leaving_a_source_out_scores_it_stops_on_a_fifth_of_the_rest_and_trains_on_the_others():
@@ -157,7 +159,7 @@ def test_a_small_leave_one_source_out_run_scores_only_the_source_it_left_out(tmp
     (data / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
     out = tmp_path / "loso"
     crossval.main(["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(out),
-                   "--folds", "3", "--by-source", "--min-class-train", "2"])
+                   "--folds", "3", "--by-source", "--min-class-train", "2", "--min-source-faces", "2"])
     split = {r["crop_id"]: r for r in read_rows(data / "split" / "split.csv")}
     raw = {r["id"]: r["origin"] for r in read_rows(data / "scrape" / "manifest.csv")}
     oof = read_rows(out / "oof.csv")
