@@ -331,10 +331,54 @@ def rescore_end_to_end(out: Path, workspace: Path, task: Task, requirement: dict
                          f"{old.get('faces')} faces); run the release again instead")
     record["end_to_end"] = new
     write_json(out / "release.json", record)
-    if (out / "summary.json").is_file():  # for the README's INT8 table
-        record["summary"] = json.loads((out / "summary.json").read_text())
-    write_text(out / "README.md", markdown(record, requirement))
+    write_text(out / "README.md", markdown(_with_files(out, record), requirement))
     return record
+
+
+LOSO_FILE = "leave_one_source_out.json"
+
+
+def attach_leave_one_source_out(out: Path, crossval_dir: Path, requirement: dict) -> dict:
+    """Copy a `faceocc.crossval --by-source` run over the release's workspace (crossval.json, .md) into the written
+    release as leave_one_source_out.json / .md, and rewrite its README with their table."""
+    loso = json.loads((crossval_dir / "crossval.json").read_text())
+    if not loso.get("by_source"):
+        raise SystemExit(f"{crossval_dir}: not a --by-source run")
+    record = json.loads((out / "release.json").read_text())
+    if loso["classes"] != list(json.loads((out / "card.json").read_text())["classes"]):
+        raise SystemExit(f"{crossval_dir}: its classes are not the release's")
+    write_json(out / LOSO_FILE, loso)
+    write_bytes(out / "leave_one_source_out.md", (crossval_dir / "crossval.md").read_bytes())
+    write_text(out / "README.md", markdown(_with_files(out, record), requirement))
+    return loso
+
+
+def _with_files(out: Path, record: dict) -> dict:
+    """release.json's record with the release folder's summary.json and leave-one-source-out run, for the README."""
+    for key, name in (("summary", "summary.json"), ("leave_one_source_out", LOSO_FILE)):
+        if (out / name).is_file():
+            record[key] = json.loads((out / name).read_text())
+    return record
+
+
+def loso_lines(loso: dict) -> list[str]:
+    """README lines: each source left out in turn, scored by a model trained without it."""
+    classes = loso["classes"]
+    pooled = loso["results"]["argmax"]["pooled"]
+    lines = ["", "## Each source left out in turn", "",
+             f"`python -m faceocc.crossval --by-source` over this release's train + val ({loso['backbone']}, FP32, "
+             "the release's recipe): every face of a source scored by a model trained on the other sources. Pooled "
+             f"over the {loso['scored']} faces of the {loso['folds']} sources left out: accuracy "
+             f"{pooled['accuracy']:.1%}, macro-F1 {pooled['macro_f1']:.3f}. Right / faces per class "
+             "([leave_one_source_out.md](leave_one_source_out.md)):", "",
+             "| source | faces | accuracy | " + " | ".join(classes) + " |", "|---" * (3 + len(classes)) + "|"]
+    for name, row in loso["sources"].items():
+        lines.append(f"| {name} | {row['faces']} | {row['accuracy']:.1%} | "
+                     + " | ".join(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—"
+                                  for c in classes) + " |")
+    if loso.get("not_left_out"):
+        lines += ["", "Not left out: " + "; ".join(f"{k} ({v})" for k, v in loso["not_left_out"].items()) + "."]
+    return lines
 
 
 def markdown(record: dict, requirement: dict) -> str:
@@ -381,6 +425,8 @@ def markdown(record: dict, requirement: dict) -> str:
         lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
                   for c, v in ood["per_class"].items() if v["support"]]
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
+    if record.get("leave_one_source_out"):
+        lines += loso_lines(record["leave_one_source_out"])
     e2e = record.get("end_to_end")
     if e2e:
         finder = _finder_name(e2e.get("finder", FORMER_FINDER.to_dict()))
@@ -527,7 +573,7 @@ def write_release(workspace: Path, record: dict, requirement: dict, out: Path) -
     pictures = confusion_pictures(record, classes)
     with atomic_path(out) as tmp:
         shutil.copytree(model_dir, tmp)
-        write_json(tmp / "release.json", {k: v for k, v in record.items() if k != "summary"})
+        write_json(tmp / "release.json", {k: v for k, v in record.items() if k not in ("summary", "leave_one_source_out")})
         if record.get("summary"):
             write_json(tmp / "summary.json", record["summary"])
         write_text(tmp / "README.md", markdown(record, requirement))
@@ -560,6 +606,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help="the release's DVC workspace (default build/release[_TASK])")
     parser.add_argument("--out", type=Path, help="default: the task's release folder (models/release[_TASK])")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--leave-one-source-out", type=Path, metavar="CROSSVAL_DIR",
+                        help="only attach a `faceocc.crossval --by-source` run over the workspace to the written "
+                             "release (its README gains the table)")
     parser.add_argument("--skip-repro", action="store_true",
                         help="choose and write from the workspace as it is (after an interrupted release)")
     parser.add_argument("--rescore-end-to-end", action="store_true",
@@ -577,6 +626,9 @@ def main(argv: list[str] | None = None) -> None:
     params = yaml.safe_load((args.repo / "params.yaml").read_text())
     if args.rescore_end_to_end:
         rescore_end_to_end(out, workspace, task, params["report"]["requirement"])
+        return
+    if args.leave_one_source_out:
+        attach_leave_one_source_out(out, args.leave_one_source_out, params["report"]["requirement"])
         return
     if not args.skip_repro:
         workspace.mkdir(parents=True, exist_ok=True)

@@ -203,3 +203,34 @@ def test_the_summary_names_every_int8_variant_more_than_a_point_below_its_fp32_o
     table = "\n".join(release.int8_lines(summary))
     assert "| lite0 | fx_int8 | fp32 | **-4.0** | +0.0 | +0.0 |" in table
     assert "| lite0 | onnx_int8 | onnx_fp32 | -0.5 | +0.0 | -0.5 |" in table
+
+
+def _loso_record(by_source: bool = True) -> dict:
+    classes = ["face", "sunglasses"]
+    return {"by_source": by_source, "backbone": "efficientnet_lite0", "classes": classes, "scored": 12, "folds": 2,
+            "results": {"argmax": {"pooled": {"accuracy": 0.75, "macro_f1": 0.7}}},
+            "sources": {"mtfl": {"faces": 8, "accuracy": 0.75, "support": {"face": 0, "sunglasses": 8},
+                                 "right": {"face": 0, "sunglasses": 6}},
+                        "sws": {"faces": 4, "accuracy": 0.75, "support": {"face": 1, "sunglasses": 3},
+                                "right": {"face": 1, "sunglasses": 2}}},
+            "not_left_out": {"fmd": "without it, training would keep 0 face"}}
+
+
+def test_the_leave_one_source_out_table_gives_right_of_faces_per_class_and_names_sources_not_left_out():
+    table = "\n".join(release.loso_lines(_loso_record()))
+    assert "| mtfl | 8 | 75.0% | — | 6 / 8 |" in table and "| sws | 4 | 75.0% | 1 / 1 | 2 / 3 |" in table
+    assert "Not left out: fmd (without it, training would keep 0 face)." in table
+
+
+def test_only_a_by_source_run_of_the_releases_classes_is_attached(tmp_path):
+    out, run = tmp_path / "release", tmp_path / "cv"
+    out.mkdir(), run.mkdir()
+    (out / "release.json").write_text("{}")
+    (out / "card.json").write_text(json.dumps({"classes": ["face", "masked"]}))
+    (run / "crossval.json").write_text(json.dumps(_loso_record(by_source=False)))
+    with pytest.raises(SystemExit, match="not a --by-source run"):
+        release.attach_leave_one_source_out(out, run, REQUIREMENT)
+    (run / "crossval.json").write_text(json.dumps(_loso_record()))
+    with pytest.raises(SystemExit, match="classes are not the release's"):
+        release.attach_leave_one_source_out(out, run, REQUIREMENT)
+    assert not (out / release.LOSO_FILE).exists()
