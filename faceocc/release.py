@@ -597,7 +597,7 @@ def _dvc(workspace: Path, *args: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", required=True, type=Path,
+    parser.add_argument("--data", nargs="+", default=[], type=Path,
                         help="folders of <class>/ sub-folders of images; several pool by class")
     parser.add_argument("--holdout", nargs="*", default=[],
                         help="file-name patterns of a source kept out as the out-of-domain check, e.g. 'fdc__*'")
@@ -615,6 +615,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="only measure the written release's end-to-end figures again (both finders), on the "
                              "workspace's test photos (which must be the release's)")
     args = parser.parse_args(argv)
+    if not args.data and not args.leave_one_source_out:
+        parser.error("--data is required (folders of <class>/ sub-folders)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for root in args.data:
         if not root.is_dir():
