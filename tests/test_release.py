@@ -234,3 +234,8 @@ def test_only_a_by_source_run_of_the_releases_classes_is_attached(tmp_path):
     with pytest.raises(SystemExit, match="classes are not the release's"):
         release.attach_leave_one_source_out(out, run, REQUIREMENT)
     assert not (out / release.LOSO_FILE).exists()
+
+
+def test_a_release_without_data_folders_is_refused_unless_it_only_attaches_a_run():
+    with pytest.raises(SystemExit):
+        release.main([])
