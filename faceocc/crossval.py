@@ -251,6 +251,16 @@ def per_source(fold_sources: list[str], labels: np.ndarray, predicted: np.ndarra
     return out
 
 
+def source_table(sources: dict, classes: list[str]) -> list[str]:
+    """Markdown table rows of `per_source`: faces, accuracy, and right / faces per class present."""
+    lines = ["| source | faces | accuracy | " + " | ".join(classes) + " |", "|---" * (3 + len(classes)) + "|"]
+    for name, row in sources.items():
+        lines.append(f"| {name} | {row['faces']} | {row['accuracy']:.1%} | "
+                     + " | ".join(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—"
+                                  for c in classes) + " |")
+    return lines
+
+
 def markdown(record: dict) -> str:
     classes = record["classes"]
     title = ("each source left out in turn" if record.get("by_source") else f"{record['folds']} folds")
@@ -272,11 +282,7 @@ def markdown(record: dict) -> str:
         lines += ["", "## Each source left out", "",
                   "Scored with a model that saw no photo of it (argmax): faces, accuracy, and recall per class "
                   "(right / faces) where the source has the class.", "",
-                  "| source | faces | accuracy | " + " | ".join(classes) + " |", "|---" * (3 + len(classes)) + "|"]
-        for name, row in record["sources"].items():
-            lines.append(f"| {name} | {row['faces']} | {row['accuracy']:.1%} | "
-                         + " | ".join(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—"
-                                      for c in classes) + " |")
+                  *source_table(record["sources"], classes)]
         for name, why in record.get("not_left_out", {}).items():
             lines.append(f"\n- {name} was not left out: {why}.")
     return "\n".join(lines) + "\n"

@@ -363,6 +363,8 @@ def _with_files(out: Path, record: dict) -> dict:
 
 def loso_lines(loso: dict) -> list[str]:
     """README lines: each source left out in turn, scored by a model trained without it."""
+    from faceocc.crossval import source_table
+
     classes = loso["classes"]
     pooled = loso["results"]["argmax"]["pooled"]
     lines = ["", "## Each source left out in turn", "",
@@ -371,11 +373,7 @@ def loso_lines(loso: dict) -> list[str]:
              f"over the {loso['scored']} faces of the {loso['folds']} sources left out: accuracy "
              f"{pooled['accuracy']:.1%}, macro-F1 {pooled['macro_f1']:.3f}. Right / faces per class "
              "([leave_one_source_out.md](leave_one_source_out.md)):", "",
-             "| source | faces | accuracy | " + " | ".join(classes) + " |", "|---" * (3 + len(classes)) + "|"]
-    for name, row in loso["sources"].items():
-        lines.append(f"| {name} | {row['faces']} | {row['accuracy']:.1%} | "
-                     + " | ".join(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—"
-                                  for c in classes) + " |")
+             *source_table(loso["sources"], classes)]
     if loso.get("not_left_out"):
         lines += ["", "Not left out: " + "; ".join(f"{k} ({v})" for k, v in loso["not_left_out"].items()) + "."]
     return lines

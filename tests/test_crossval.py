@@ -78,16 +78,22 @@ def test_a_fitted_logit_bias_recovers_a_class_the_model_under_calls():
     assert (crossed == labels).all()
 
 
-def test_a_small_cross_validation_scores_every_measured_face_once_with_models_that_never_saw_it(tmp_path):
-    data = tmp_path / "ws" / "data"
-    make_crops(data)
-    run_stages(data, split_params={"train_only": ["other__*"]})
+def _tiny_training_workspace(tmp_path, data) -> dict:
+    """The workspace params.yaml with one quick epoch of training, and the crop stage's settings files."""
     params = yaml.safe_load((data / "params.yaml").read_text())
     params["train"] = {"common": {"epochs": 1, "input_size": 48, "batch_size": 16, "pretrained": "none",
                                   "threads": 1}}
     (tmp_path / "ws" / "params.yaml").write_text(yaml.safe_dump(params))
     (data / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
     (data / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
+    return params
+
+
+def test_a_small_cross_validation_scores_every_measured_face_once_with_models_that_never_saw_it(tmp_path):
+    data = tmp_path / "ws" / "data"
+    make_crops(data)
+    run_stages(data, split_params={"train_only": ["other__*"]})
+    params = _tiny_training_workspace(tmp_path, data)
     out = tmp_path / "cv"
     argv = ["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(out), "--folds", "3",
             "--set", "train.common.seed=1"]
@@ -151,12 +157,7 @@ def test_a_small_leave_one_source_out_run_scores_only_the_source_it_left_out(tmp
     data = tmp_path / "ws" / "data"
     make_crops(data)
     run_stages(data)
-    params = yaml.safe_load((data / "params.yaml").read_text())
-    params["train"] = {"common": {"epochs": 1, "input_size": 48, "batch_size": 16, "pretrained": "none",
-                                  "threads": 1}}
-    (tmp_path / "ws" / "params.yaml").write_text(yaml.safe_dump(params))
-    (data / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
-    (data / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
+    params = _tiny_training_workspace(tmp_path, data)
     out = tmp_path / "loso"
     crossval.main(["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(out),
                    "--folds", "3", "--by-source", "--min-class-train", "2", "--min-source-faces", "2"])
