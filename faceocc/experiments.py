@@ -4,12 +4,20 @@ Each DVC experiment run with a different `balance.strategy` (see README, "Compar
 `reports/summary.json`; this reads them all from `dvc exp show --json` and lays them side by side:
 
     dvc exp show --json -A | python -m faceocc.experiments > reports/strategies.md
+
+A release workspace has no git (DVC runs there with --no-scm), so no `dvc exp`: run it once per strategy in a
+copy and name each copy's summary instead:
+
+    python -m faceocc.experiments --summary none=build/strategy_none/reports/summary.json \
+        --summary oversample=build/release/reports/summary.json ...
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Iterator
 
 
@@ -45,7 +53,7 @@ def strategy_table(summaries: dict[str, tuple[str, dict]]) -> str:
     columns = [(s, v) for s in strategies for v in sorted({v for b in summaries[s][1].values() for v in b})]
     backbones = sorted({b for s in strategies for b in summaries[s][1]})
     lines = ["# Test-split results by data strategy", "",
-             "Cells: accuracy / latency (batch 1, one thread, median) / size. Experiments: "
+             "Cells: accuracy / macro-F1 / latency (batch 1, one thread, median) / size. Experiments: "
              + ", ".join(f"`{s}` = {summaries[s][0]}" for s in strategies) + ".", "",
              "| backbone | " + " | ".join(f"{s} {v}" for s, v in columns) + " |",
              "|---|" + "---|" * len(columns)]
@@ -54,13 +62,32 @@ def strategy_table(summaries: dict[str, tuple[str, dict]]) -> str:
         for s, v in columns:
             c = summaries[s][1].get(backbone, {}).get(v)
             cells.append("—" if c is None else
-                         f"{c['accuracy']:.1%} / {c['latency_ms_p50']:.2f} ms / {c['size_mb']:.1f} MB")
+                         f"{c['accuracy']:.1%} / {c['macro_f1']:.3f} / {c['latency_ms_p50']:.2f} ms / "
+                         f"{c['size_mb']:.1f} MB")
         lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    summaries = strategy_summaries(json.load(sys.stdin))
+def named_summaries(pairs: list[str]) -> dict[str, tuple[str, dict]]:
+    """{strategy: (file, summary)} from STRATEGY=PATH arguments."""
+    found = {}
+    for pair in pairs:
+        strategy, sep, path = pair.partition("=")
+        if not sep or not strategy or not path:
+            raise SystemExit(f"--summary {pair!r}: expected STRATEGY=PATH")
+        try:
+            found[strategy] = (path, json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--summary {path}: {err}") from None
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--summary", action="append", default=[], metavar="STRATEGY=PATH",
+                        help="a strategy's reports/summary.json (instead of `dvc exp show --json` on stdin)")
+    args = parser.parse_args(argv)
+    summaries = named_summaries(args.summary) if args.summary else strategy_summaries(json.load(sys.stdin))
     if not summaries:
         raise SystemExit("no experiment with reports/summary.json and balance.strategy found in the input")
     sys.stdout.write(strategy_table(summaries))

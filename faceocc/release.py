@@ -173,8 +173,11 @@ def summary(evaluations: list[dict]) -> dict:
             variants[int8]["accuracy_change_pt_vs"] = {"origin": origin, **change}
             worst = min(change.values(), default=0.0)
             if worst < -MAX_INT8_DROP_PT:
+                on = min(change, key=change.get)
+                items = variants[int8][on]["items"]
+                # in faces, so that a reader tells one flipped face of a small split from a systematic loss
                 drops.append({"backbone": backbone, "variant": int8, "origin": origin, "worst_drop_pt": -worst,
-                              "on": min(change, key=change.get)})
+                              "on": on, "net_faces": round(-worst / 100 * items) if items else None, "of": items})
     return {"models": dict(models), "int8_more_than_1pt_below_fp32": drops}
 
 
@@ -198,7 +201,8 @@ def int8_lines(summary_record: dict) -> list[str]:
     drops = summary_record.get("int8_more_than_1pt_below_fp32") or []
     if drops:
         lines += ["", "More than a point below FP32: " + "; ".join(
-            f"{d['backbone']} {d['variant']} ({d['worst_drop_pt']:.1f} points on {d['on'].replace('_', ' ')})"
+            f"{d['backbone']} {d['variant']} ({d['worst_drop_pt']:.1f} points on {d['on'].replace('_', ' ')}"
+            + (f": {d['net_faces']} of {d['of']} faces, net)" if d.get("of") else ")")
             for d in drops) + "."]
     else:
         lines += ["", "Every INT8 variant is within a point of its FP32 origin on every split."]

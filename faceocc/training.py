@@ -8,17 +8,22 @@ torch's deterministic algorithms are switched on.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from faceocc.attributes import attach_attribute_head, fold_attribute_head
 from faceocc.classifier import preprocess
 from faceocc.devices import resolve_device
 from faceocc.metrics import summary
+
+
+Head = Literal["softmax", "attributes"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ class TrainConfig:
     # score val (and, through the model card, every later prediction) as the mean of each crop's and its mirror
     # image's probabilities
     mirror_average: bool = False
+    # softmax: four exclusive classes; attributes: mask and sunglasses logits whose sums are the class logits
+    # (faceocc/attributes.py), folded into a plain 4-way head when saved
+    head: Head = "softmax"
+
+
+HEADS = typing.get_args(Head)
 
 
 @dataclass
@@ -59,7 +70,11 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
 def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.ndarray,
           val_images: list[np.ndarray], val_labels: np.ndarray, classes: tuple[str, ...], mean, std,
           config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    if config.head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {config.head!r}")
     torch.manual_seed(config.seed)
+    if config.head == "attributes":
+        attach_attribute_head(model, classes)  # a fresh head, seeded like the rest of the run
     torch.set_num_threads(config.threads)
     device = torch.device(resolve_device(config.device))
     torch.use_deterministic_algorithms(device.type == "cpu")  # CUDA kernels would need extra settings
@@ -124,6 +139,9 @@ def train(model: nn.Module, train_images: list[np.ndarray], train_labels: np.nda
                 break
     torch.use_deterministic_algorithms(False)
     model.to("cpu")
+    if config.head == "attributes":
+        model.load_state_dict(best.state)
+        best.state = _cpu_state(fold_attribute_head(model))
     return best
 
 

@@ -20,6 +20,7 @@ import torch
 from dvclive import Live
 
 from faceocc import backbones
+from faceocc.attributes import code_matrix
 from faceocc.atomic import atomic_path
 from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
 from faceocc.images import load_rgb
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     config = resolved_config(params, args.backbone)
     classes = params.classes
     index = {c: i for i, c in enumerate(classes)}
+    if config.head == "attributes":
+        code_matrix(classes)  # refuses a task whose classes are not mixes of the attributes, before any work
 
     train_rows = read_rows(args.balance / "train.csv")
     val_rows = [r for r in read_rows(args.split / "split.csv") if r["split"] == "val"]

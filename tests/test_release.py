@@ -183,7 +183,7 @@ def test_the_end_to_end_photos_of_a_folder_release_are_every_decoded_photo_of_th
 
 def _variant_evaluation(backbone: str, variant: str, test_acc: float, ood_acc: float | None = None) -> dict:
     per_class = {"face": {"precision": 1.0, "recall": test_acc, "f1": 1.0, "support": 10}}
-    return {"backbone": backbone, "variant": variant, "size_mb": 3.0, "latency_ms_p50": 1.0, "test_images": 10,
+    return {"backbone": backbone, "variant": variant, "size_mb": 3.0, "latency_ms_p50": 1.0, "test_images": 100,
             "accuracy": test_acc, "macro_f1": test_acc, "per_class": per_class,
             "val": {"accuracy": 0.9, "macro_f1": 0.9, "images": 10},
             "out_of_domain": None if ood_acc is None else {"accuracy": ood_acc, "macro_f1": ood_acc, "images": 5,
@@ -199,10 +199,12 @@ def test_the_summary_names_every_int8_variant_more_than_a_point_below_its_fp32_o
                                                          "out_of_domain": 0.0}
     assert lite0["onnx_int8"]["test"]["recall"] == {"face": 0.945}
     assert summary["int8_more_than_1pt_below_fp32"] == [
-        {"backbone": "lite0", "variant": "fx_int8", "origin": "fp32", "worst_drop_pt": 4.0, "on": "test"}]
+        {"backbone": "lite0", "variant": "fx_int8", "origin": "fp32", "worst_drop_pt": 4.0, "on": "test",
+         "net_faces": 4, "of": 100}]
     table = "\n".join(release.int8_lines(summary))
     assert "| lite0 | fx_int8 | fp32 | **-4.0** | +0.0 | +0.0 |" in table
     assert "| lite0 | onnx_int8 | onnx_fp32 | -0.5 | +0.0 | -0.5 |" in table
+    assert "lite0 fx_int8 (4.0 points on test: 4 of 100 faces, net)" in table
 
 
 def _loso_record(by_source: bool = True) -> dict:

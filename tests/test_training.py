@@ -280,7 +280,21 @@ def test_strategy_table_lays_experiments_side_by_side():
     table = strategy_table(summaries)
     header = next(line for line in table.splitlines() if line.startswith("| backbone"))
     assert header == "| backbone | none fp32 | undersample fp32 | oversample fp32 |"
-    assert "| mobilenet_v2 | 91.0% / 3.00 ms / 9.1 MB | 88.0% / 3.00 ms / 9.1 MB | 94.0% / 3.00 ms / 9.1 MB |" in table
+    assert ("| mobilenet_v2 | 91.0% / 0.910 / 3.00 ms / 9.1 MB | 88.0% / 0.880 / 3.00 ms / 9.1 MB "
+            "| 94.0% / 0.940 / 3.00 ms / 9.1 MB |") in table
+
+
+def test_strategy_table_from_named_summary_files_of_workspaces_without_git(tmp_path, capsys):
+    from faceocc import experiments
+
+    for strategy, accuracy in (("none", 0.9), ("oversample", 0.95)):
+        (tmp_path / f"{strategy}.json").write_text(json.dumps(_rev(strategy, strategy, accuracy, "")["data"][
+            "metrics"]["reports/summary.json"]["data"]))
+    experiments.main(["--summary", f"oversample={tmp_path}/oversample.json", "--summary", f"none={tmp_path}/none.json"])
+    table = capsys.readouterr().out
+    assert "| backbone | none fp32 | oversample fp32 |" in table and f"`none` = {tmp_path}/none.json" in table
+    with pytest.raises(SystemExit, match="missing.json"):
+        experiments.main(["--summary", f"none={tmp_path}/missing.json"])
 
 
 def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_variant_and_is_timed_on_both(tmp_path):
@@ -314,3 +328,50 @@ def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_varia
     evaluate.main(["--model", f"{r}/onnx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out", f"{r}/eval",
                    "--params", f"{r}/params.yaml"])
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["views_per_face"] == 2
+
+
+def test_an_attribute_head_gives_each_class_the_product_of_its_attributes_probabilities():
+    from faceocc.attributes import AttributeHead, code_matrix
+
+    classes = ("face", "masked", "sunglasses", "mask_sunglasses")
+    torch.manual_seed(0)
+    head, features = AttributeHead(8, code_matrix(classes)), torch.randn(5, 8)
+    with torch.no_grad():
+        probabilities = torch.softmax(head(features), dim=1)
+        mask, glasses = torch.sigmoid(head.attributes(features)).T
+    expected = torch.stack([(1 - mask) * (1 - glasses), mask * (1 - glasses), (1 - mask) * glasses, mask * glasses], 1)
+    assert torch.allclose(probabilities, expected, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(head.folded()(features), head(features), atol=1e-6)
+
+
+def test_an_attribute_head_is_refused_for_classes_that_are_not_mixes_of_mask_and_sunglasses():
+    from faceocc.attributes import code_matrix
+
+    with pytest.raises(ValueError, match="mask_weared_incorrect"):
+        code_matrix(("with_mask", "without_mask", "mask_weared_incorrect"))
+
+
+def test_training_with_the_attribute_head_saves_a_plain_four_way_model_whose_classes_share_the_attributes(tmp_path):
+    make_crops(tmp_path)
+    run_stages(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["train"] = {"common": {"epochs": 2, "input_size": 48, "batch_size": 16, "pretrained": "none",
+                                  "threads": 1, "head": "attributes"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
+    (tmp_path / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
+    r = str(tmp_path)
+    train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
+                f"{r}/crop", "--out", f"{r}/model", "--live", f"{r}/live", "--params", f"{r}/params.yaml"])
+    classifier = Classifier.load(tmp_path / "model")
+    assert classifier.card.params["head"] == "attributes"
+    from safetensors.torch import load_file
+
+    state = load_file(tmp_path / "model" / "model.safetensors")
+    assert set(state) == set(build("mobilenet_v2", 4, "none")[0].state_dict())  # a plain 4-way model
+    face, masked, sunglasses, both = state["classifier.1.weight"]  # rows in the card's class order
+    bias = state["classifier.1.bias"]
+    assert float(face.abs().max()) == 0 and float(bias[0]) == 0  # a plain face has neither attribute
+    assert torch.allclose(both, masked + sunglasses) and torch.allclose(bias[3], bias[1] + bias[2])
+    assert classifier.predict_proba([np.zeros((112, 112, 3), np.uint8)]).shape == (1, 4)
