@@ -376,8 +376,8 @@ def main(argv: list[str] | None = None) -> None:
                    "logit-adjusted, cross-fitted": cross_fitted_predictions(labels, plain, fold_of, classes, grid),
                    "logit-adjusted, fitted on all folds": adjusted(plain, log_bias)}
     results = {name: scores(labels, predicted, fold_of, classes) for name, predicted in predictions.items()}
-    record = {"backbone": args.backbone, "folds": args.folds, "fold_seed": args.seed, "settings": args.settings,
-              "classes": list(classes), "scored": len(oof),
+    record = {"backbone": args.backbone, "head": typed["train"].common.head, "folds": args.folds,
+              "fold_seed": args.seed, "settings": args.settings, "classes": list(classes), "scored": len(oof),
               "support": {c: int((labels == i).sum()) for c, i in index.items()},
               "train_only_items": int((folds == -1).sum()), "results": results,
               "log_bias": [round(float(b), 2) for b in log_bias]}

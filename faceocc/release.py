@@ -362,18 +362,24 @@ def _with_files(out: Path, record: dict) -> dict:
     for key, name in (("summary", "summary.json"), ("leave_one_source_out", LOSO_FILE)):
         if (out / name).is_file():
             record[key] = json.loads((out / name).read_text())
+    if (out / "card.json").is_file():  # the README says when a leave-one-source-out run is of another head
+        record["head"] = json.loads((out / "card.json").read_text()).get("params", {}).get("head", "softmax")
     return record
 
 
-def loso_lines(loso: dict) -> list[str]:
+def loso_lines(loso: dict, released_head: str = "softmax") -> list[str]:
     """README lines: each source left out in turn, scored by a model trained without it."""
     from faceocc.crossval import source_table
 
     classes = loso["classes"]
     pooled = loso["results"]["argmax"]["pooled"]
+    head = loso.get("head", "softmax")  # runs from before the attribute head trained the softmax one
+    recipe = ("the release's recipe" if head == released_head else
+              f"the release's recipe but the {head} head: the released model's {released_head} head has not been "
+              "measured this way yet")
     lines = ["", "## Each source left out in turn", "",
              f"`python -m faceocc.crossval --by-source` over this release's train + val ({loso['backbone']}, FP32, "
-             "the release's recipe): every face of a source scored by a model trained on the other sources. Pooled "
+             f"{recipe}): every face of a source scored by a model trained on the other sources. Pooled "
              f"over the {loso['scored']} faces of the {loso['folds']} sources left out: accuracy "
              f"{pooled['accuracy']:.1%}, macro-F1 {pooled['macro_f1']:.3f}. Right / faces per class "
              "([leave_one_source_out.md](leave_one_source_out.md)):", "",
@@ -428,7 +434,7 @@ def markdown(record: dict, requirement: dict) -> str:
                   for c, v in ood["per_class"].items() if v["support"]]
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
     if record.get("leave_one_source_out"):
-        lines += loso_lines(record["leave_one_source_out"])
+        lines += loso_lines(record["leave_one_source_out"], record.get("head", "softmax"))
     e2e = record.get("end_to_end")
     if e2e:
         finder = _finder_name(e2e.get("finder", FORMER_FINDER.to_dict()))

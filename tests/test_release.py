@@ -224,6 +224,14 @@ def test_the_leave_one_source_out_table_gives_right_of_faces_per_class_and_names
     table = "\n".join(release.loso_lines(_loso_record()))
     assert "| mtfl | 8 | 75.0% | — | 6 / 8 |" in table and "| sws | 4 | 75.0% | 1 / 1 | 2 / 3 |" in table
     assert "Not left out: fmd (without it, training would keep 0 face)." in table
+    assert "the release's recipe)" in table
+
+
+def test_a_leave_one_source_out_run_of_another_head_than_the_released_models_says_so():
+    table = "\n".join(release.loso_lines(_loso_record(), released_head="attributes"))  # the run has no head: softmax
+    assert "but the softmax head: the released model's attributes head has not been measured this way yet" in table
+    assert "the release's recipe)" in "\n".join(release.loso_lines({**_loso_record(), "head": "attributes"},
+                                                                    released_head="attributes"))
 
 
 def test_only_a_by_source_run_of_the_releases_classes_is_attached(tmp_path):
