@@ -297,21 +297,28 @@ def test_strategy_table_from_named_summary_files_of_workspaces_without_git(tmp_p
         experiments.main(["--summary", f"none={tmp_path}/missing.json"])
 
 
-def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_variant_and_is_timed_on_both(tmp_path):
+def _train_on_fixture_crops(tmp_path, train_common: dict, **sections) -> None:
+    """The fixture crops through the data stages, then train@mobilenet_v2 with `train_common` (and any other
+    params sections given) into tmp_path/model."""
     make_crops(tmp_path)
     run_stages(tmp_path)
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    # ImageNet features, so that a crop and its mirror image get different scores
-    params["train"] = {"common": {"epochs": 1, "input_size": 64, "batch_size": 16, "pretrained": "imagenet",
-                                  "threads": 1, "mirror_average": True}}
-    params["evaluate"] = {"latency_runs": 4, "warmup_runs": 1, "throughput_batch": 2, "throughput_threads": 1}
-    params["export_onnx"] = {}
+    params.update(train={"common": train_common}, **sections)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
     (tmp_path / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
     r = str(tmp_path)
     train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
                 f"{r}/crop", "--out", f"{r}/model", "--live", f"{r}/live", "--params", f"{r}/params.yaml"])
+
+
+def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_variant_and_is_timed_on_both(tmp_path):
+    # ImageNet features, so that a crop and its mirror image get different scores
+    _train_on_fixture_crops(tmp_path, {"epochs": 1, "input_size": 64, "batch_size": 16, "pretrained": "imagenet",
+                                       "threads": 1, "mirror_average": True},
+                            evaluate={"latency_runs": 4, "warmup_runs": 1, "throughput_batch": 2,
+                                      "throughput_threads": 1}, export_onnx={})
+    r = str(tmp_path)
     export_onnx.main(["--model", f"{r}/model", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
                       f"{r}/onnx", "--params", f"{r}/params.yaml"])
     photo = skimage.data.astronaut()
@@ -353,17 +360,8 @@ def test_an_attribute_head_is_refused_for_classes_that_are_not_mixes_of_mask_and
 
 
 def test_training_with_the_attribute_head_saves_a_plain_four_way_model_whose_classes_share_the_attributes(tmp_path):
-    make_crops(tmp_path)
-    run_stages(tmp_path)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["train"] = {"common": {"epochs": 2, "input_size": 48, "batch_size": 16, "pretrained": "none",
-                                  "threads": 1, "head": "attributes"}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    (tmp_path / "crop" / "geometry.json").write_text(json.dumps({"size": 112, "margin": 0.2}))
-    (tmp_path / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
-    r = str(tmp_path)
-    train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
-                f"{r}/crop", "--out", f"{r}/model", "--live", f"{r}/live", "--params", f"{r}/params.yaml"])
+    _train_on_fixture_crops(tmp_path, {"epochs": 2, "input_size": 48, "batch_size": 16, "pretrained": "none",
+                                       "threads": 1, "head": "attributes"})
     classifier = Classifier.load(tmp_path / "model")
     assert classifier.card.params["head"] == "attributes"
     from safetensors.torch import load_file
