@@ -6,7 +6,7 @@ the figures in reports/ describe exactly what a user runs.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -56,17 +56,65 @@ class ModelCard:
 
     @classmethod
     def read(cls, model_dir: str | Path) -> ModelCard:
-        path = Path(model_dir) / CARD_FILE
+        model_dir = Path(model_dir)
+        path = model_dir / CARD_FILE
+        if model_dir.exists() and not model_dir.is_dir():
+            raise ModelFileError(f"{model_dir}: a file, not a model directory (pass the folder that holds "
+                                 f"{CARD_FILE})")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            data["classes"] = tuple(data["classes"])
             data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
-            return cls(**data)
+            card = cls(**data)
         except FileNotFoundError:
             raise ModelFileError(f"{path}: missing (not a faceocc model directory)") from None
         except (ValueError, KeyError, TypeError) as err:
             raise ModelFileError(f"{path}: not a model card ({type(err).__name__}: {err})") from None
+        problem = card.problem()
+        if problem:
+            raise ModelFileError(f"{path}: {problem}")
+        return replace(card, classes=tuple(card.classes))
 
+    def problem(self) -> str | None:
+        """What makes this card unusable (a value of the wrong type or range), or None."""
+        from faceocc.cropping import CropGeometry
+
+        classes = self.classes
+        if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) and c for c in classes):
+            return f"classes must be a list of class names, not {classes!r}"
+        if len(classes) < 2 or len(set(classes)) != len(classes):
+            return f"classes must be two or more distinct names, not {list(classes)}"
+        if not _is_int(self.input_size) or not 16 <= self.input_size <= 1024:
+            return f"input_size must be a whole number of pixels from 16 to 1024, not {self.input_size!r}"
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (*self.mean, *self.std))
+        if len(self.mean) != 3 or len(self.std) != 3 or not numbers or min(self.std) <= 0:
+            return f"mean and std must be 3 numbers each, std above 0, not {list(self.mean)} / {list(self.std)}"
+        if not isinstance(self.crop, dict) or set(self.crop) - {"size", "margin"}:
+            return f"crop must hold size and margin only, not {self.crop!r}"
+        geometry = CropGeometry(**self.crop)
+        if not _is_int(geometry.size) or geometry.size < 16 or not isinstance(geometry.margin, (int, float)) \
+                or not 0 <= geometry.margin <= 2:
+            return f"crop needs size >= 16 px and a margin from 0 to 2, not {self.crop!r}"
+        if self.variant == "fx_int8" and not {"engine", "per_channel"} <= set(self.variant_info or {}):
+            return "an fx_int8 card must say its quantization engine and per_channel in variant_info"
+        return None
+
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def shape_mismatch(expected: dict, found: dict) -> str | None:
+    """The first tensor whose shape differs between two state dicts, named, or None."""
+    def shapes(value):  # a tensor, or a packed (weight, bias) pair of a quantized layer
+        if isinstance(value, (tuple, list)):
+            return [shapes(v) for v in value]
+        return list(value.shape) if hasattr(value, "shape") else None
+
+    for name, tensor in expected.items():
+        if name in found and shapes(found[name]) != shapes(tensor):
+            return f"tensor {name} is {shapes(found[name])} in the file, {shapes(tensor)} in the model"
+    return None
 
 
 def save_weights(state: dict, path: str | Path) -> None:
@@ -150,12 +198,20 @@ class Classifier(_Labels):
         if not path.exists():
             raise ModelFileError(f"{model_dir}: no {WEIGHTS_FILE}, {fx_quant.FX_FILE} or {ONNX_FILE}")
         try:
-            model.load_state_dict(load_file(path))
-        except RuntimeError as err:  # missing or mis-shaped tensors: weights of another backbone or head
-            first = (str(err).strip().splitlines() or ["mismatch"])[0]
-            raise ModelFileError(f"{path}: does not fit {card.backbone} ({first[:200]})") from None
+            state = load_file(path)
         except Exception as err:  # safetensors' header/parse errors on a truncated or foreign file
             raise ModelFileError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
+        fit = f"{card.backbone} with {len(card.classes)} classes (card.json)"
+        mismatch = shape_mismatch(model.state_dict(), state)
+        if mismatch:  # e.g. a card listing 3 or 5 classes for a 4-output model: its labels would be wrong
+            raise ModelFileError(f"{path}: does not fit {fit}: {mismatch}")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:  # missing or unexpected tensors: weights of another backbone
+            missing = sorted(set(model.state_dict()) - set(state))
+            unexpected = sorted(set(state) - set(model.state_dict()))
+            raise ModelFileError(f"{path}: does not fit {fit}: {len(missing)} tensors missing (e.g. "
+                                 f"{missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})") from None
         return cls(model, card, device)
 
     weights_file = WEIGHTS_FILE
@@ -184,6 +240,14 @@ class OnnxClassifier(_Labels):
         except Exception as err:  # onnxruntime's InvalidProtobuf / Fail / InvalidGraph on a bad file
             first = (str(err).strip().splitlines() or ["unreadable"])[0]
             raise ModelFileError(f"{self.path}: ONNX Runtime cannot load it ({first[:200]})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        size, n = self.card.input_size, len(self.card.classes)
+        if [(i.name, i.shape[1:]) for i in inputs] != [("input", [3, size, size])]:
+            raise ModelFileError(f"{self.path}: inputs {[(i.name, i.shape) for i in inputs]} are not the card's "
+                                 f"one input [batch, 3, {size}, {size}]")
+        if len(outputs) != 1 or outputs[0].shape[-1] != n:
+            raise ModelFileError(f"{self.path}: outputs {[o.shape for o in outputs]} are not one [batch, {n}] "
+                                 f"for the card's {n} classes")
 
     def _probabilities(self, images: list[np.ndarray], batch_size: int) -> np.ndarray:
         from faceocc.onnx_models import run_logits

@@ -7,8 +7,13 @@
     faceocc video 0 --out webcam.mp4 --max-frames 500      # webcam 0; Ctrl-C also stops it cleanly
     faceocc score labelled/ --match 'src__*' --json score.json   # found and right per class, photos in <class>/
 
-A bad file (unreadable, not an image, empty, too large) becomes one line of output with the reason, never a
-stopped run; the closing summary on stderr counts it.
+Every entry pointed at gets a line: a file is decoded by its content, whatever its name; a bad one (missing,
+unreadable, not an image, empty, too large, a FIFO, an empty folder) becomes one line of output with the reason,
+never a stopped run; the closing summary on stderr counts it.
+
+Exit status, the same in every subcommand: 0 every input was read (a photo without a face is not a failure);
+1 some input could not be read or was damaged (each named on stderr); 2 nothing ran: a bad argument, model or
+setting (one line on stderr).
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ from faceocc.tasks import TASKS, task_named, task_of_classes
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("largest", "any", "all")
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_REFUSED = 0, 1, 2
+
+
+class Refused(Exception):
+    """Nothing can run (a bad argument, model or setting); str(err) is the one line the user reads."""
 
 
 def load_model(path: Path | None, task_name: str | None = None):
@@ -39,18 +49,18 @@ def load_model(path: Path | None, task_name: str | None = None):
     task = task_named(task_name or "occlusion4")
     model_dir = path or REPO / task.release_dir
     if path is None and not (model_dir / "card.json").exists():
-        raise SystemExit(f"faceocc: no {task.name} model at {model_dir}; pass --model DIR (after `dvc repro`, for "
-                         "example models/onnx_int8/mobilenet_v2)"
-                         + ("" if task.name == "occlusion4" else f", or build it: make release TASK={task.name}"))
+        raise Refused(f"no {task.name} model at {model_dir}; pass --model DIR (after `dvc repro`, for "
+                      "example models/onnx_int8/mobilenet_v2)"
+                      + ("" if task.name == "occlusion4" else f", or build it: make release TASK={task.name}"))
     try:
         classifier = Classifier.load(model_dir)
     except ModelFileError as err:
-        raise SystemExit(f"faceocc: {err}") from None
+        raise Refused(str(err)) from None
     card = classifier.card
     model_task = card.task or getattr(task_of_classes(card.classes), "name", "")
     if task_name and model_task != task_name:
-        raise SystemExit(f"faceocc: {model_dir} is a {model_task or 'task-less'} model (classes "
-                         f"{', '.join(card.classes)}), not one for --task {task_name}")
+        raise Refused(f"{model_dir} is a {model_task or 'task-less'} model (classes "
+                      f"{', '.join(card.classes)}), not one for --task {task_name}")
     return classifier
 
 
@@ -61,7 +71,7 @@ def _predictor(args, threads: int = 0):
     try:
         settings = finder_settings(classifier.card, args.detector, args.min_score)
     except ValueError as err:
-        raise SystemExit(f"faceocc: {err}") from None
+        raise Refused(str(err)) from None
     return FacePredictor(classifier, settings, threads=threads)
 
 
@@ -89,18 +99,18 @@ def _unique(path: Path) -> Path:
 def predict(args) -> int:
     from faceocc.annotate import draw_predictions
     from faceocc.images import encode_png
-    from faceocc.inference import find_images
+    from faceocc.inputs import list_inputs
     from faceocc.pose import add_pose
 
     predictor = _predictor(args)
     masked = _masked_classes(predictor.classifier.classes)
-    files = list(find_images(args.paths))
+    entries = list(list_inputs(args.paths))
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else sys.stdout
-    counts, images, errors, faces = Counter(), 0, 0, 0
+    counts, errors, faces = Counter(), 0, 0
     try:
-        for file, root in tqdm(files, desc="predict", unit="image", disable=len(files) < 2 or None):
-            images += 1
-            image, error = predictor.read(file)
+        for entry in tqdm(entries, desc="predict", unit="image", disable=len(entries) < 2 or None):
+            file = entry.path
+            image, error = (None, entry.problem) if entry.problem else predictor.read(file)
             if image is None:
                 records = [{"path": str(file), "label": None, "reason": error}]
                 errors += 1
@@ -118,16 +128,16 @@ def predict(args) -> int:
                 elif image is not None:
                     counts[r["reason"]] += 1
             if args.annotate and image is not None:
-                target = _unique((args.annotate / _relative(file, root)).with_suffix(".png"))
+                target = _unique((args.annotate / _relative(file, entry.root)).with_suffix(".png"))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(encode_png(draw_predictions(image, records, predictor.classifier.classes)))
             out.flush()
     finally:
         if out is not sys.stdout:
             out.close()
-    summary = {"images": images, "faces": faces, "unreadable": errors, **dict(sorted(counts.items()))}
+    summary = {"images": len(entries), "faces": faces, "unreadable": errors, **dict(sorted(counts.items()))}
     print("faceocc predict: " + json.dumps(summary), file=sys.stderr)
-    return 0
+    return EXIT_INPUT_FAILED if errors else EXIT_OK
 
 
 def destinations(records: list[dict], policy: str) -> list[str]:
@@ -144,17 +154,18 @@ def destinations(records: list[dict], policy: str) -> list[str]:
 
 
 def sort(args) -> int:
-    from faceocc.inference import find_images
+    from faceocc.inputs import list_inputs
 
     src, dst = args.src, args.dst
     if not src.is_dir():
-        raise SystemExit(f"faceocc: {src}: not a folder")
+        raise Refused(f"{src}: not a folder")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise SystemExit(f"faceocc: {dst}: must not be inside {src} (sorted copies would be sorted again)")
+        raise Refused(f"{dst}: must not be inside {src} (sorted copies would be sorted again)")
     predictor = _predictor(args)
     rows, counts = [], Counter()
-    for file, root in tqdm(list(find_images([src])), desc="sort", unit="image"):
-        image, error = predictor.read(file)
+    for entry in tqdm(list(list_inputs([src])), desc="sort", unit="image"):
+        file, root = entry.path, entry.root
+        image, error = (None, entry.problem) if entry.problem else predictor.read(file)
         if image is None:
             print(f"faceocc: {file}: {error}", file=sys.stderr)
             rows.append({"source": str(file), "faces": 0, "labels": "", "destination": "", "action": "skipped",
@@ -187,7 +198,7 @@ def sort(args) -> int:
             writer.writeheader()
             writer.writerows(rows)
     print("faceocc sort: " + json.dumps(dict(sorted(counts.items()))), file=sys.stderr)
-    return 0
+    return EXIT_INPUT_FAILED if counts["unreadable"] else EXIT_OK
 
 
 def _place(source: Path, target: Path, mode: str) -> tuple[str, Path]:
@@ -211,6 +222,7 @@ def video(args) -> int:
     import cv2
 
     from faceocc.annotate import draw_predictions
+    from faceocc.decode_errors import decoder_errors
     from faceocc.pose import add_pose
     from faceocc.video import VideoSettings, frames, run_video
 
@@ -218,15 +230,17 @@ def video(args) -> int:
     masked = _masked_classes(predictor.classifier.classes)
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
     several = len(args.inputs) > 1
+    names = video_output_names(args.inputs)
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
     failures = 0
     try:
-        for source in args.inputs:
-            capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
-            if not capture.isOpened():
-                print(f"faceocc: {source}: cannot open as a video (missing, not a video, or unsupported codec)",
-                      file=sys.stderr)
-                print("faceocc video: " + json.dumps({"video": source, "frames": 0, "error": "cannot open"}),
+        for source, name in zip(args.inputs, names):
+            refusal = not_a_video(source)
+            capture = None if refusal else cv2.VideoCapture(int(source) if source.isdigit() else source)
+            if capture is None or not capture.isOpened():
+                reason = refusal or "cannot open as a video (missing, not a video, or unsupported codec)"
+                print(f"faceocc: {source}: {reason}", file=sys.stderr)
+                print("faceocc video: " + json.dumps({"video": source, "frames": 0, "error": reason}),
                       file=sys.stderr)
                 failures += 1
                 continue
@@ -236,7 +250,7 @@ def video(args) -> int:
             announced = 0 if live else max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # cameras say -1
             writer, target = None, None
             if args.out:
-                target = args.out / f"{Path(source).stem}.annotated.mp4" if several or args.out.is_dir() else args.out
+                target = args.out / f"{name}.annotated.mp4" if several or args.out.is_dir() else args.out
                 target.parent.mkdir(parents=True, exist_ok=True)
             bar = tqdm(total=announced or None, desc=Path(source).name, unit="frame")
 
@@ -263,7 +277,8 @@ def video(args) -> int:
             if args.max_frames:
                 stream = itertools.islice(stream, args.max_frames)
             try:
-                summary = run_video(stream, predictor, settings, on_frame)
+                with decoder_errors() as damage:
+                    summary = run_video(stream, predictor, settings, on_frame)
             finally:
                 signal.signal(signal.SIGINT, previous)
                 bar.close()
@@ -283,13 +298,53 @@ def video(args) -> int:
                 summary["error"] = "no frame could be decoded"
                 print(f"faceocc: {source}: {summary['error']}", file=sys.stderr)
                 failures += 1
+            elif damage:
+                # FFmpeg concealed the damage and handed back frames: the output exists but shows garbage there
+                summary["error"] = f"damaged stream: {len(damage)} decoder errors (first: {damage[0]})"
+                print(f"faceocc: {source}: {summary['error']}", file=sys.stderr)
+                failures += 1
             if wrote:
                 summary["output"] = str(target)
             print("faceocc video: " + json.dumps(summary), file=sys.stderr)
     finally:
         if out is not None:
             out.close()
-    return 1 if failures else 0
+    return EXIT_INPUT_FAILED if failures else EXIT_OK
+
+
+def not_a_video(source: str) -> str | None:
+    """Why an input cannot be a video, where its file says so before OpenCV tries: a folder, or a picture
+    (OpenCV would read a truncated JPEG as a one-frame video without a word)."""
+    import stat
+
+    from faceocc.images import sniff_format
+    from faceocc.inputs import not_regular
+
+    path = Path(source)
+    if path.is_dir():
+        return "a folder, not a video (give the video files)"
+    if path.exists() and not (path.is_file() or stat.S_ISCHR(path.stat().st_mode)):  # /dev/video0 is a camera
+        return f"{not_regular(path.stat().st_mode)}, not a video file or camera"
+    if path.is_file():
+        with open(path, "rb") as fh:
+            image_format = sniff_format(fh.read(16))
+        if image_format:
+            return f"a picture ({image_format}), not a video: use faceocc predict"
+    return None
+
+
+def video_output_names(sources: list[str]) -> list[str]:
+    """One output name per input: its stem, or its path joined with `__` where stems collide (a/clip.mp4 and
+    b/clip.mp4 -> a__clip, b__clip), numbered where even that collides (the same input given twice)."""
+    stems = Counter(Path(s).stem for s in sources)
+    names, used = [], Counter()
+    for source in sources:
+        path = Path(source)
+        base = path.stem if stems[path.stem] == 1 else "__".join(
+            p for p in path.with_suffix("").parts if p not in ("/", ".", ".."))
+        used[base] += 1
+        names.append(base if used[base] == 1 else f"{base}_{used[base]}")
+    return names
 
 
 def score(args) -> int:
@@ -300,7 +355,7 @@ def score(args) -> int:
     photos = []
     for root in args.folders:
         if not root.is_dir():
-            raise SystemExit(f"faceocc: {root}: not a folder (score takes folders of <class>/ sub-folders)")
+            raise Refused(f"{root}: not a folder (score takes folders of <class>/ sub-folders)")
         found = labelled_photos(root, classes, args.match)
         for other in sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in classes):
             print(f"faceocc: {root / other}: not one of the model's classes, not scored", file=sys.stderr)
@@ -309,7 +364,7 @@ def score(args) -> int:
                   f"({', '.join(classes)})", file=sys.stderr)
         photos += found
     if not photos:
-        raise SystemExit("faceocc: nothing to score")
+        raise Refused("nothing to score")
     with tqdm(total=len(photos), desc="score", unit="photo") as bar:
         result = score_labelled_photos(photos, predictor.predict_image, classes, progress=bar)
     result["finder"] = predictor.settings.to_dict()
@@ -326,7 +381,7 @@ def score(args) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return 1 if result["problems"] else 0
+    return EXIT_INPUT_FAILED if result["problems"] else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -412,8 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args) or 0
+    args = build_parser().parse_args(argv)  # argparse's own usage errors exit 2 as well
+    try:
+        return args.run(args) or EXIT_OK
+    except Refused as err:
+        print(f"faceocc: {err}", file=sys.stderr)
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

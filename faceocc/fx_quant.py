@@ -175,6 +175,11 @@ def load(path: str | Path, model: nn.Module, input_size: int, engine: str, per_c
     if missing or unexpected:
         raise FxModelError(f"{path}: does not fit this backbone ({len(missing)} tensors missing, e.g. "
                            f"{missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]})")
+    from faceocc.classifier import shape_mismatch
+
+    mismatch = shape_mismatch(expected, state)
+    if mismatch:
+        raise FxModelError(f"{path}: does not fit this backbone and class list: {mismatch}")
     try:
         with _quiet():
             rebuilt.load_state_dict(state, strict=True)

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from faceocc.inputs import not_regular
+
 # Formats a face photo plausibly comes in. Restricting Image.open keeps Pillow's rarer (and historically
 # riskier) decoders such as EPS, PSD or FLI away from downloaded bytes.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG also opens multi-picture (MPO) phone photos
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
 # 40 megapixels: above any photo a face pipeline needs, far below what a bomb expands to.
 DEFAULT_MAX_PIXELS = 40_000_000
+# A 40-megapixel picture is under 50 MB in any allowed format but an uncompressed BMP/TIFF (120 MB); a file
+# past this is refused before it is read, so a huge (or sparse) file never has to fit in memory.
+DEFAULT_MAX_BYTES = 200_000_000
 
 # Pillow's default; set explicitly because a library imported later could flip it, and a truncated file
 # must be an error here, not a silently grey-padded image.
@@ -43,17 +50,48 @@ def sniff_format(data: bytes) -> str | None:
     return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
 
 
+def sniff_other(data: bytes) -> str | None:
+    """What a file that is not an allowed image is, where its first bytes say: a video or a vector drawing."""
+    head = data[:1024]
+    if head[4:8] == b"ftyp":
+        return "a video (MP4/MOV)"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "a video (AVI)"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "a video (Matroska/WebM)"
+    if head[:3] == b"FLV":
+        return "a video (FLV)"
+    if b"<svg" in head.lower():
+        return "an SVG drawing (vector pictures are not rasterised)"
+    return None
+
+
 class ImageDecodeError(ValueError):
     """The file cannot be used as an image; str(err) is a short reason."""
 
 
-def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as an upright HxWx3 uint8 RGB array."""
+def read_capped(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """A regular file's bytes, refused (ImageDecodeError) when it is not a regular file (a FIFO would block the
+    open forever) or when it is over `max_bytes` (checked before reading, and again while reading)."""
     try:
-        data = open(path, "rb").read()
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageDecodeError(f"unreadable file: {not_regular(st.st_mode)}")
+        if st.st_size > max_bytes:
+            raise ImageDecodeError(f"too large: {st.st_size} bytes is over the {max_bytes} byte limit")
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
     except OSError as err:
         raise ImageDecodeError(f"unreadable file: {err.strerror or err}") from None
-    return decode_rgb(data, max_pixels)
+    if len(data) > max_bytes:  # it grew after the stat
+        raise ImageDecodeError(f"too large: over the {max_bytes} byte limit")
+    return data
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Read an image file as an upright HxWx3 uint8 RGB array."""
+    return decode_rgb(read_capped(path, max_bytes), max_pixels)
 
 
 def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -78,7 +116,9 @@ def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         announced = sniff_format(data)
         if announced:
             raise ImageDecodeError(f"corrupt image: {announced} signature but unreadable header") from None
-        raise ImageDecodeError("not an image (unrecognised or disallowed format)") from None
+        other = sniff_other(data)
+        raise ImageDecodeError(f"not an image: {other}" if other
+                               else "not an image (unrecognised or disallowed format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageDecodeError(f"decompression bomb: {err}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
 from faceocc.cropping import CropGeometry, crop_face
 from faceocc.faces import Face
 from faceocc.finder import FaceFinder, FinderSettings
-from faceocc.images import IMAGE_SUFFIXES, ImageDecodeError, load_rgb
+from faceocc.images import ImageDecodeError, load_rgb
 
 
 def finder_settings(card, detector: str | None = None, threshold: float | None = None) -> FinderSettings:
@@ -36,33 +35,6 @@ def finder_settings(card, detector: str | None = None, threshold: float | None =
     if threshold is not None:
         d = replace(d, threshold=threshold)
     return replace(settings, detector=d)
-
-
-def find_images(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
-    """(file, root it was found under) for files, folders (recursive, image suffixes only) and glob patterns;
-    an input that matches nothing is yielded as itself so the caller reports it instead of skipping silently."""
-    import glob
-
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-                yield file, path
-        elif path.exists():
-            yield path, path.parent
-        else:
-            files = [Path(m) for m in sorted(glob.glob(str(raw), recursive=True)) if Path(m).is_file()]
-            if not files:
-                yield path, path.parent
-            for file in files:
-                yield file, _glob_root(str(raw))
-
-
-def _glob_root(pattern: str) -> Path:
-    """The folder part of a pattern before its first wildcard: `photos/**/*.jpg` -> `photos`."""
-    parts = Path(pattern).parts
-    fixed = [p for p in parts[: next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))]]
-    return Path(*fixed) if fixed else Path(".")
 
 
 class FacePredictor:

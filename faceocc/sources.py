@@ -16,12 +16,17 @@ from pathlib import Path
 
 from faceocc.atomic import write_bytes
 from faceocc.images import (
+    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
+    FORMAT_SUFFIX,
     IMAGE_SUFFIXES,
     ImageDecodeError,
     decode_rgb,
     encode_png,
     load_rgb,
+    read_capped,
+    sniff_format,
+    sniff_other,
 )
 from faceocc.manifest import content_hash, short_id
 from faceocc.voc import VocError, parse_voc
@@ -40,19 +45,34 @@ def is_voc_root(root: str | os.PathLike) -> bool:
     return (root / "images").is_dir() and any((root / "annotations").glob("*.xml"))
 
 
-def list_folder(roots: Sequence[str | os.PathLike]) -> Iterator[tuple[str, Path]]:
-    """(label, path) for every file under <root>/<label>/, recursively, in a stable order.
+def list_folder(roots: Sequence[str | os.PathLike]) -> Iterator[tuple[str, Path, str | None]]:
+    """(label, path, problem) for every entry under <root>/<label>/, recursively, in a stable order; `problem`
+    is why it cannot be read (a dangling link, a FIFO, an empty folder...) or None. An entry outside a label
+    folder (a file at the root, a hidden folder) comes with label '' and the reason it is not read.
 
     Several roots may share label names (e.g. occlusion4/ and occlusion4_extra/): their files pool.
     """
+    from faceocc.inputs import list_inputs
+
     for root in roots:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"scrape.folder: {root} is not a directory")
-        for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for path in sorted(label_dir.rglob("*")):
-                if path.is_file() and not path.name.startswith("."):
-                    yield label_dir.name, path
+        for child in sorted(root.iterdir()):
+            if child.name in FOLDER_METADATA and child.is_file():
+                yield "", child, FOLDER_METADATA[child.name]
+            elif not child.is_dir():
+                yield "", child, "not in a label folder (a file directly under the root; put it in <root>/<label>/)"
+            elif child.name.startswith("."):
+                yield "", child, "hidden folder, not read as a label"
+            else:
+                for entry in list_inputs([child]):
+                    yield child.name, entry.path, entry.problem
+
+
+# files a folder root may hold beside its label folders, and what they are
+FOLDER_METADATA = {"crops.csv": "metadata: the face boxes of this folder's crops (read, not an item)",
+                   "README.md": "metadata: the folder's description (not an item)"}
 
 
 class RawStore:
@@ -73,7 +93,17 @@ class RawStore:
             log.warning("%s: %s", origin, row["detail"])
         elif sha in self._seen:
             first = self._seen[sha]
-            row.update(outcome="duplicate", detail=f"same bytes as {first['origin']} ({first['label']})")
+            if label != first["label"] or first["outcome"] == "label_conflict":
+                # which label is right is a person's call: neither copy goes on until the source is fixed
+                row.update(outcome="label_conflict", detail=f"same bytes as {first['origin']} labelled "
+                           f"{first['label']}; give the picture one label")
+                log.warning("%s: %s", origin, row["detail"])
+                if first["outcome"] != "label_conflict":
+                    (self.out_dir / first["file"]).unlink(missing_ok=True)
+                    first.update(outcome="label_conflict", file="", detail=f"same bytes as {origin} labelled "
+                                 f"{label}; give the picture one label")
+            else:
+                row.update(outcome="duplicate", detail=f"same bytes as {first['origin']} ({first['label']})")
         else:
             row["file"] = f"images/{row['id']}{suffix.lower()}"
             write_bytes(self.out_dir / row["file"], data)
@@ -89,21 +119,34 @@ class RawStore:
                           "file": "", "outcome": outcome, "detail": detail, **extra})
 
 
-def store_folder(store: RawStore, files: Iterable[tuple[str, Path]], crops: Mapping[Path, "CropOrigin"] = {},
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """Every file as a raw item of its label. A file `crops` names (a crops.csv row) was cut around one face of a
+def store_folder(store: RawStore, files: Iterable[tuple[str, Path, str | None]],
+                 crops: Mapping[Path, "CropOrigin"] = {}, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Every entry as a raw item of its label, a file taken by its content, whatever its name; an entry that
+    cannot be one gets a row saying why. A file `crops` names (a crops.csv row) was cut around one face of a
     larger photo: that face's box is its annotation, so the crop stage cuts the labelled face and not the largest
     bystander, and the photo is its identity, so the split keeps the crops of one photo together."""
-    for label, path in files:
+    for label, path, problem in files:
         origin = str(path)
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            store.skip(label, "folder", origin, "not_an_image_file", f"suffix {path.suffix or '(none)'!r}")
+        if problem is not None:
+            outcome = ("metadata" if problem.startswith("metadata") else
+                       "unreadable" if label and problem.startswith(("dangling", "not a regular", "unreadable"))
+                       else "not_read")
+            store.skip(label, "folder", origin, outcome, problem, quiet=outcome == "metadata")
             continue
         try:
-            data = path.read_bytes()
-        except OSError as err:
-            store.skip(label, "folder", origin, "unreadable", str(err.strerror or err))
+            data = read_capped(path, max_bytes)
+        except ImageDecodeError as err:
+            outcome = "too_large" if str(err).startswith("too large") else "unreadable"
+            store.skip(label, "folder", origin, outcome, str(err).removeprefix("unreadable file: "))
             continue
+        image_format = sniff_format(data)
+        if image_format is None:
+            other = sniff_other(data)
+            reason = "empty file" if not data else f"not an image: {other or 'no image signature'}"
+            store.skip(label, "folder", origin, "not_an_image", f"{reason} (suffix {path.suffix or '(none)'!r})")
+            continue
+        suffix = path.suffix.lower() if path.suffix.lower() in IMAGE_SUFFIXES else FORMAT_SUFFIX[image_format]
         extra = {}
         cut = crops.get(path)
         if cut is not None:
@@ -114,7 +157,7 @@ def store_folder(store: RawStore, files: Iterable[tuple[str, Path]], crops: Mapp
                 extra["annotation"] = json.dumps([{"box": [round(v, 2) for v in box]}], separators=(",", ":"))
             except ImageDecodeError:
                 pass  # stored as it is: the crop stage names the file and why it cannot be read
-        store.add(data, label, "folder", origin, path.suffix, **extra)
+        store.add(data, label, "folder", origin, suffix, **extra)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def scrape_folders(params: ScrapeParams, store: RawStore) -> dict:
                 log.info("%s: crops.csv names the face and the photo of %d files", root, len(crops))
                 grouping[name] = {"crops_with_a_face_box": len(crops),
                                   "photos": len({c.photo for c in crops.values()})}
-            files = [(task.label_of(label), path) for label, path in list_folder([root])]
+            files = [(task.label_of(label) if label else "", path, problem)
+                     for label, path, problem in list_folder([root])]
             store_folder(store, tqdm(files, desc=f"scrape (folder {name})", unit="file"), crops, params.max_pixels)
     return grouping
 

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def photos(tmp_path, astronaut, faceless):
     (root / "empty.jpg").write_bytes(b"")
     (root / "notes.png").write_text("not a picture")
     (root / "cut.png").write_bytes(encode_png(astronaut)[:3000])
-    (root / "readme.txt").write_text("not an image suffix: not looked at")
+    (root / "readme.txt").write_text("a text file: read, by its content, and refused")
     return root
 
 
@@ -44,12 +45,14 @@ def _digests(root):
 
 def test_predict_writes_one_json_line_per_face_and_a_reason_per_bad_file(photos, model_dir, tmp_path, capsys):
     out, annotated = tmp_path / "faces.jsonl", tmp_path / "boxed"
-    cli.main(["predict", str(photos), "--model", str(model_dir), "--jsonl", str(out), "--annotate", str(annotated)])
+    rc = cli.main(["predict", str(photos), "--model", str(model_dir), "--jsonl", str(out), "--annotate",
+                   str(annotated)])
+    assert rc == cli.EXIT_INPUT_FAILED
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     by_name = {}
     for line in lines:
         by_name.setdefault(line["path"].split("/")[-1], []).append(line)
-    assert sorted(by_name) == ["astronaut ü.png", "coffee.png", "cut.png", "empty.jpg", "notes.png"]
+    assert sorted(by_name) == ["astronaut ü.png", "coffee.png", "cut.png", "empty.jpg", "notes.png", "readme.txt"]
 
     (face,) = by_name["astronaut ü.png"]
     assert set(face) == FACE_KEYS and face["label"] in CLASSES
@@ -69,7 +72,7 @@ def test_predict_writes_one_json_line_per_face_and_a_reason_per_bad_file(photos,
         "astronaut ü.png", "sub dir/coffee.png"]  # readable photos only, the input tree mirrored
     err = capsys.readouterr().err
     summary = json.loads(err.strip().splitlines()[-1].split("faceocc predict: ", 1)[1])
-    assert summary["images"] == 5 and summary["faces"] == 1 and summary["unreadable"] == 3
+    assert summary["images"] == 6 and summary["faces"] == 1 and summary["unreadable"] == 4
     assert summary["no_face"] == 1 and "empty.jpg: empty file" in err
 
 
@@ -83,9 +86,9 @@ def test_predict_crops_mode_classifies_whole_files_without_detecting(model_dir, 
 
 
 def test_a_path_that_matches_nothing_is_reported_not_skipped(model_dir, tmp_path, capsys):
-    cli.main(["predict", str(tmp_path / "missing.jpg"), "--model", str(model_dir)])
+    assert cli.main(["predict", str(tmp_path / "missing.jpg"), "--model", str(model_dir)]) == cli.EXIT_INPUT_FAILED
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert line["label"] is None and line["reason"].startswith("unreadable file")
+    assert line["label"] is None and line["reason"] == "no such file or folder"
 
 
 def test_sort_dry_run_writes_nothing_and_prints_the_decisions(photos, model_dir, tmp_path, capsys):
@@ -110,16 +113,16 @@ def test_sort_copies_into_class_folders_and_leaves_originals_untouched(photos, m
     assert placed == sorted([f"{label}/astronaut ü.png", "no_face/sub dir__coffee.png"])
     assert (dst / label / "astronaut ü.png").read_bytes() == (photos / "astronaut ü.png").read_bytes()
     rows = list(csv.DictReader(open(dst / "decisions.csv", encoding="utf-8")))
-    assert sorted(r["action"] for r in rows) == ["copied", "copied", "skipped", "skipped", "skipped"]
+    assert sorted(r["action"] for r in rows) == ["copied", "copied"] + ["skipped"] * 4
 
     cli.main(["sort", str(photos), str(dst), "--model", str(model_dir), "--link"])  # a second run never overwrites
     assert (dst / label / "astronaut ü_2.png").stat().st_ino == (photos / "astronaut ü.png").stat().st_ino
     assert _digests(photos) == before
 
 
-def test_sort_refuses_a_destination_inside_the_source(photos, model_dir):
-    with pytest.raises(SystemExit, match="must not be inside"):
-        cli.main(["sort", str(photos), str(photos / "sorted"), "--model", str(model_dir)])
+def test_sort_refuses_a_destination_inside_the_source(photos, model_dir, capsys):
+    assert cli.main(["sort", str(photos), str(photos / "sorted"), "--model", str(model_dir)]) == cli.EXIT_REFUSED
+    assert "must not be inside" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("policy, labels, expected", [
@@ -134,16 +137,17 @@ def test_sort_policies(policy, labels, expected):
     assert cli.destinations(records, policy) == expected
 
 
-def test_a_missing_default_model_says_what_to_pass(monkeypatch, tmp_path):
+def test_a_missing_default_model_says_what_to_pass(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli, "REPO", tmp_path)
-    with pytest.raises(SystemExit, match="pass --model DIR"):
-        cli.main(["predict", str(tmp_path)])
+    assert cli.main(["predict", str(tmp_path)]) == cli.EXIT_REFUSED
+    assert "pass --model DIR" in capsys.readouterr().err
 
 
-def test_a_broken_model_directory_is_one_line_not_a_traceback(tmp_path):
+def test_a_broken_model_directory_is_one_line_not_a_traceback(tmp_path, capsys):
     (tmp_path / "m").mkdir()
-    with pytest.raises(SystemExit, match=r"faceocc: .*m/card.json: missing"):
-        cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "m")])
+    assert cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "m")]) == cli.EXIT_REFUSED
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"faceocc: .*m/card.json: missing.*", line)
 
 
 def _clip(path, portrait, frames=12, size=(320, 240), fps=10):
