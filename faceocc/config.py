@@ -14,7 +14,30 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A params section is missing a key, has an unknown key, or a value of the wrong type."""
+    """A params section is missing a key, has an unknown key, or a value of the wrong type or range."""
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None) -> Any:
+    """A numeric setting's default and the range its values must lie in (each number of a tuple, too), checked
+    by `from_mapping`: `batch_size: int = bounded(8, ge=1)`."""
+    return dataclasses.field(default=default, metadata={"range": (ge, gt, le, lt)})
+
+
+def checked(default: Any, valid: typing.Callable[[Any], bool], description: str) -> Any:
+    """A setting's default and a test its values must pass, with what the test wants in words."""
+    return dataclasses.field(default=default, metadata={"valid": (valid, description)})
+
+
+def _out_of_range(value: Any, bounds: tuple) -> str | None:
+    ge, gt, le, lt = bounds
+    for v in value if isinstance(value, tuple) else (value,):
+        if ((ge is not None and v < ge) or (gt is not None and v <= gt) or (le is not None and v > le)
+                or (lt is not None and v >= lt)):
+            parts = [f">= {ge:g}" if ge is not None else "", f"> {gt:g}" if gt is not None else "",
+                     f"<= {le:g}" if le is not None else "", f"< {lt:g}" if lt is not None else ""]
+            return f"{value!r} is out of range: must be {' and '.join(p for p in parts if p)}"
+    return None
 
 
 def from_mapping(cls: type[T], data: Any, where: str) -> T:
@@ -38,6 +61,14 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
                 raise ConfigError(f"{key}: missing")
             continue
         values[name] = _coerce(hints[name], data[name], key)
+        if "range" in field.metadata and values[name] is not None:
+            problem = _out_of_range(values[name], field.metadata["range"])
+            if problem:
+                raise ConfigError(f"{key}: {problem}")
+        if "valid" in field.metadata:
+            valid, description = field.metadata["valid"]
+            if not valid(values[name]):
+                raise ConfigError(f"{key}: {values[name]!r} is not {description}")
     return cls(**values)
 
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceocc.config import bounded
 from faceocc.faces import Face
 
 
 @dataclass(frozen=True)
 class CropGeometry:
-    size: int = 112  # output side, pixels
-    margin: float = 0.2  # the square crop's side is the box's long side * (1 + margin)
+    size: int = bounded(112, ge=16, le=1024)  # output side, pixels
+    margin: float = bounded(0.2, ge=0.0, le=2.0)  # the square crop's side is the box's long side * (1 + margin)
 
 
 def crop_square(face: Face, margin: float) -> tuple[int, int, int]:

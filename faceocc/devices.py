@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
+
+
+def is_device_name(name: str) -> bool:
+    """A device setting's value: auto, cpu, cuda or cuda:N."""
+    return name in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", name) is not None
+
+
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
 
 
 def resolve_device(name: str) -> torch.device:

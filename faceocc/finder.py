@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from faceocc.config import from_mapping
+from faceocc.config import bounded, from_mapping
 from faceocc.detectors import DETECTORS, Detector, MtcnnOptions, make_detector
 from faceocc.faces import Face, pad_and_upscale, rescale, shrink_to_max_side, suppress_overlaps
 
@@ -34,9 +34,9 @@ class DetectorSettings:
     # masked occlusion4 photos found; mtcnn at 0.9 with scales (1,) was the tool's finder before the table
     name: str = "retinaface"       # faceocc.detectors.DETECTORS
     threshold: float = 0.7         # the score a face must reach, on the detector's own scale
-    max_side: int = 1024           # larger images are shrunk for detection; faces map back to source pixels
-    scales: tuple[float, ...] = (1.0, 2.0)  # test-time pyramid over the shrunk image
-    merge_iou: float = 0.4         # looks at several scales are merged by NMS at this overlap
+    max_side: int = bounded(1024, ge=32)  # larger images are shrunk for detection; faces map back to source pixels
+    scales: tuple[float, ...] = bounded((1.0, 2.0), gt=0, le=8)  # test-time pyramid over the shrunk image
+    merge_iou: float = bounded(0.4, gt=0, le=1)  # looks at several scales are merged by NMS at this overlap
     mtcnn: MtcnnOptions = field(default_factory=MtcnnOptions)  # used only by name: mtcnn
 
 
@@ -45,8 +45,8 @@ class SecondPassSettings:
     enabled: bool = True
     # borders to try in turn, each a fraction of the image's long side added on every side. On occlusion4's
     # masked misses, trying 0.3 then 0.6 recovered 39 of 146 MTCNN misses, one padding alone 24-30 (README).
-    pad_fractions: tuple[float, ...] = (0.3, 0.6)
-    upscale_to: int = 480          # a padded image whose short side is below this is upscaled to it
+    pad_fractions: tuple[float, ...] = bounded((0.3, 0.6), ge=0, le=4)
+    upscale_to: int = bounded(480, ge=0, le=4096)  # a padded image whose short side is below this is upscaled to it
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class FinderSettings:
     second_pass: SecondPassSettings = field(default_factory=SecondPassSettings)
     # a face whose short side (source pixels) is under this is `too_small`; 44 % of mask_detection's annotated
     # faces are under 20 px, 12 % under 10
-    min_face_px: int = 10
+    min_face_px: int = bounded(10, ge=0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,6 +16,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 
+from faceocc.config import bounded
 from faceocc.web import Fetcher, robot_directives
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ class GalleryStart:
 
 @dataclass(frozen=True)
 class CrawlLimits:
-    max_depth: int = 3         # pagination steps from the start page
-    max_pages: int = 50        # pages fetched per start page
+    max_depth: int = bounded(3, ge=0)   # pagination steps from the start page
+    max_pages: int = bounded(50, ge=1)  # pages fetched per start page
     same_host: bool = True     # follow pagination only on the start page's host
     page_pattern: str = ""     # optional regex: links whose URL matches are followed as pages too
 

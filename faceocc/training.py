@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from faceocc.attributes import attach_attribute_head, fold_attribute_head
 from faceocc.classifier import preprocess
-from faceocc.devices import resolve_device
+from faceocc.config import bounded, checked
+from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
 from faceocc.metrics import summary
 
 
@@ -29,19 +30,19 @@ Head = Literal["softmax", "attributes"]
 @dataclass(frozen=True)
 class TrainConfig:
     pretrained: str = "imagenet"       # imagenet | none
-    input_size: int = 112
-    epochs: int = 15
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    freeze_backbone_epochs: int = 1    # train only the new head first, so random head gradients spare the backbone
-    patience: int = 4                  # epochs without a better validation macro-F1 before stopping
+    input_size: int = bounded(112, ge=16, le=1024)
+    epochs: int = bounded(15, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.05, ge=0)
+    warmup_epochs: float = bounded(1.0, ge=0)
+    label_smoothing: float = bounded(0.1, ge=0, lt=1)
+    freeze_backbone_epochs: int = bounded(1, ge=0)  # train only the new head first, so random head gradients spare the backbone
+    patience: int = bounded(4, ge=1)                # epochs without a better validation macro-F1 before stopping
     hflip: bool = True                 # mirror half of each batch (seeded)
     seed: int = 0
-    threads: int = 2
-    device: str = "auto"               # auto: CUDA when present; the CPU run is the deterministic reference
+    threads: int = bounded(2, ge=1)
+    device: str = checked("auto", is_device_name, DEVICE_NAMES)  # auto: CUDA when present; the CPU run is the deterministic reference
     # score val (and, through the model card, every later prediction) as the mean of each crop's and its mirror
     # image's probabilities
     mirror_average: bool = False

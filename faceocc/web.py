@@ -24,6 +24,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from faceocc.config import bounded
+
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = "faceocc-scraper/0.1 (face occlusion research data; +https://github.com/faceocc/faceocc)"
@@ -37,17 +39,17 @@ KNOWN_DIRECTIVES = frozenset({"all", "none", "noindex", "nofollow", "noimageinde
 @dataclass(frozen=True)
 class WebConfig:
     user_agent: str = DEFAULT_USER_AGENT
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 20.0      # silence between two packets
-    total_timeout_s: float = 60.0     # whole body; stops a server that trickles bytes forever
-    retries: int = 3                  # connection errors, 5xx and 429 each get this many more tries
-    backoff_s: float = 0.5            # first retry waits this long, then doubling
-    max_retry_after_s: float = 120.0  # a 429/503 asking for a longer wait ends the URL instead
-    per_host_interval_s: float = 1.0  # seconds between requests to one host; robots Crawl-delay may raise it
-    max_bytes: int = 20_000_000       # response bodies above this end as too_large
-    max_redirects: int = 5
+    connect_timeout_s: float = bounded(5.0, gt=0)
+    read_timeout_s: float = bounded(20.0, gt=0)      # silence between two packets
+    total_timeout_s: float = bounded(60.0, gt=0)     # a URL's whole life, retries included
+    retries: int = bounded(3, ge=0)                  # connection errors, 5xx and 429 each get this many more tries
+    backoff_s: float = bounded(0.5, ge=0)            # first retry waits this long, then doubling
+    max_retry_after_s: float = bounded(120.0, ge=0)  # a 429/503 asking for a longer wait ends the URL instead
+    per_host_interval_s: float = bounded(1.0, ge=0)  # seconds between requests to one host; robots Crawl-delay may raise it
+    max_bytes: int = bounded(20_000_000, ge=1)       # response bodies above this end as too_large
+    max_redirects: int = bounded(5, ge=0)
     obey_robots: bool = True
-    workers: int = 4                  # parallel downloads (across hosts; each host keeps its own pace)
+    workers: int = bounded(4, ge=1)                  # parallel downloads (across hosts; each host keeps its own pace)
 
 
 @dataclass(frozen=True)

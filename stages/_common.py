@@ -5,22 +5,36 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import yaml
 
-from faceocc.config import from_mapping
+from faceocc.config import ConfigError, from_mapping
 
 T = TypeVar("T")
 
 
+def refuse(message: str) -> NoReturn:
+    """A setting (or an input) that keeps the stage from running: one line on stderr, exit status 2."""
+    sys.stderr.flush()
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
 def load_params(section: str, cls: type[T], path: str = "params.yaml") -> T:
-    """Read `section` of params.yaml into dataclass `cls`; nothing else in the file is looked at."""
-    with open(path, encoding="utf-8") as fh:
-        params = yaml.safe_load(fh) or {}
-    if section not in params:
-        raise SystemExit(f"{path}: no `{section}` section")
-    return from_mapping(cls, params[section], section)
+    """Read `section` of params.yaml into dataclass `cls`; nothing else in the file is looked at. A missing,
+    unknown, mistyped or out-of-range setting ends the stage with one line naming it (exit status 2)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            params = yaml.safe_load(fh) or {}
+    except (OSError, yaml.YAMLError) as err:
+        refuse(f"{path}: {' '.join(str(err).split())}")
+    if not isinstance(params, dict) or section not in params:
+        refuse(f"{path}: no `{section}` section")
+    try:
+        return from_mapping(cls, params[section], section)
+    except ConfigError as err:
+        refuse(f"{path}: {err}")
 
 
 def setup_logging() -> None:

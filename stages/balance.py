@@ -22,7 +22,7 @@ from faceocc.occlusion import RENDERS
 from faceocc.seeding import item_seed, seeded_order
 from faceocc.sheets import bar_chart, contact_sheet
 from faceocc.tasks import HasTask, TaskName, check_labels
-from stages._common import load_params, setup_logging
+from stages._common import load_params, refuse, setup_logging
 
 log = logging.getLogger("balance")
 
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params("balance", BalanceParams, args.params)
     for recipe in params.synthetic.recipes if params.synthetic.enabled else ():  # disabled: another task's, maybe
         if recipe.label not in params.classes or recipe.source not in params.classes:
-            raise SystemExit(f"balance.synthetic.recipes: {recipe} names a class outside {list(params.classes)}")
+            refuse(f"balance.synthetic.recipes: {recipe} names a class outside {list(params.classes)}")
         if recipe.render not in RENDERS:
-            raise SystemExit(f"balance.synthetic.recipes: render must be one of {list(RENDERS)}, got {recipe.render!r}")
+            refuse(f"balance.synthetic.recipes: render must be one of {list(RENDERS)}, got {recipe.render!r}")
 
     train = sorted((r for r in read_rows(args.split / "split.csv") if r["split"] == "train"), key=lambda r: r["crop_id"])
     check_labels((r["label"] for r in train), params.task, "balance")

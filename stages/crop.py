@@ -13,8 +13,9 @@ import torch
 from tqdm import tqdm
 
 from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.config import bounded, checked
 from faceocc.cropping import CropGeometry
-from faceocc.devices import resolve_device
+from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
 from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, annotated_faces, crop_sample_sheet,
                                detection_summary, run_crop)
@@ -29,12 +30,13 @@ log = logging.getLogger("crop")
 class CropParams:
     finder: FinderSettings = field(default_factory=FinderSettings)
     keep: Literal["largest", "all"] = "largest"  # faces a labelled photo contributes: the one its label describes
-    device: str = "auto"  # cuda when present, else cpu (MTCNN only; the ONNX detectors run on the CPU)
+    # cuda when present, else cpu (MTCNN only; the ONNX detectors run on the CPU)
+    device: str = checked("auto", is_device_name, DEVICE_NAMES)
     geometry: CropGeometry = field(default_factory=CropGeometry)
     # use: a face box the source annotated (PascalVOC, ROF) is cut as given, no detection; ignore: detect all
     annotations: Literal["use", "ignore"] = "use"
-    batch_size: int = 8
-    threads: int = 2  # torch intra-op threads; results are deterministic for a fixed value
+    batch_size: int = bounded(8, ge=1)
+    threads: int = bounded(2, ge=1)  # torch intra-op threads; results are deterministic for a fixed value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sheets import captioned_grid
 from faceocc.tasks import HasTask, TaskName, check_labels
-from stages._common import load_params, setup_logging
+from stages._common import load_params, refuse, setup_logging
 
 log = logging.getLogger("curate")
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         overrides = read_overrides(args.overrides, params.classes)
     except OverrideError as err:
-        raise SystemExit(str(err)) from None
+        refuse(str(err))
 
     candidates = [{**r, "dedup_outcome": r["outcome"]} for r in read_rows(args.dedup / "items.csv")
                   if r["outcome"] in ("kept", "label_conflict")]

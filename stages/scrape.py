@@ -38,7 +38,7 @@ from faceocc.sources import (
 )
 from faceocc.tasks import HasTask, TaskName, task_named
 from faceocc.web import Fetcher, WebConfig
-from stages._common import load_params, setup_logging
+from stages._common import load_params, refuse, setup_logging
 
 log = logging.getLogger("scrape")
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             scrape_demo(params.demo, store)
         elif params.source == "folder":
             if not params.folder.roots:
-                raise SystemExit("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
+                refuse("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
             grouping = scrape_folders(params, store)
         else:
             source_rows = scrape_web(params, store, args.cache)
@@ -178,13 +178,13 @@ def scrape_web(params: ScrapeParams, store: RawStore, cache_dir: Path) -> list[d
                 jobs, rows = rof_jobs(RofLocation(rof.manifests, rof.ref, rof.api_base, rof.raw_base),
                                       rof.categories, rof.max_per_category, fetcher)
             except (SourceUnavailable, FileNotFoundError, ValueError) as err:
-                raise SystemExit(f"scrape.rof: {err}") from None
+                refuse(f"scrape.rof: {err}")
         else:
             if not params.gallery.starts:
-                raise SystemExit("scrape.gallery.starts is empty: give at least one {url, label}")
+                refuse("scrape.gallery.starts is empty: give at least one {url, label}")
             strays = sorted({s.label for s in params.gallery.starts} - set(params.classes))
             if strays:
-                raise SystemExit(f"scrape.gallery.starts: labels {strays} are not in scrape.classes")
+                refuse(f"scrape.gallery.starts: labels {strays} are not in scrape.classes")
             jobs, rows = gallery_jobs(params.gallery.starts, params.gallery.limits, fetcher)
         log.info("%d image URLs from %d manifests/pages", len(jobs), len(rows))
         results = download_images([j.url for j in jobs], fetcher, cache, workers=params.web.workers,

@@ -23,11 +23,12 @@ from faceocc import backbones
 from faceocc.attributes import code_matrix
 from faceocc.atomic import atomic_path
 from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
+from faceocc.config import ConfigError, from_mapping
 from faceocc.images import load_rgb
 from faceocc.manifest import read_rows
 from faceocc.tasks import HasTask, TaskName, check_labels
 from faceocc.training import TrainConfig, train
-from stages._common import load_params, setup_logging
+from stages._common import load_params, refuse, setup_logging
 
 log = logging.getLogger("train")
 
@@ -62,7 +63,8 @@ class TrainParams(HasTask):
 def resolved_config(params: TrainParams, backbone: str) -> TrainConfig:
     overrides = getattr(params.backbones, backbone)
     given = {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
-    return dataclasses.replace(params.common, **given)
+    # an override is checked against the same ranges as train.common
+    return from_mapping(TrainConfig, {**dataclasses.asdict(params.common), **given}, f"train.backbones.{backbone}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("train", TrainParams, args.params)
-    config = resolved_config(params, args.backbone)
+    try:
+        config = resolved_config(params, args.backbone)
+    except ConfigError as err:
+        refuse(f"{args.params}: {err}")
     classes = params.classes
     index = {c: i for i, c in enumerate(classes)}
     if config.head == "attributes":

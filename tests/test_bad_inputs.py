@@ -317,3 +317,37 @@ def test_an_onnx_model_of_another_input_size_than_its_card_is_refused(model_dir,
     assert cli.main(["predict", str(tmp_path), "--model", str(onnx_dir)]) == cli.EXIT_REFUSED
     (line,) = capsys.readouterr().err.splitlines()
     assert "model.onnx: inputs [('input', ['batch', 3, 64, 64])] are not the card's one input" in line
+
+
+# --- settings: a bad value is one line naming the key, exit status 2, before any work
+
+
+@pytest.mark.parametrize("section, value, message", [
+    ("crop", {"batch_size": 0}, "crop.batch_size: 0 is out of range: must be >= 1"),
+    ("crop", {"threads": 0}, "crop.threads: 0 is out of range: must be >= 1"),
+    ("crop", {"geometry": {"size": 0}}, "crop.geometry.size: 0 is out of range: must be >= 16 and <= 1024"),
+    ("crop", {"device": "gpu"}, "crop.device: 'gpu' is not auto, cpu, cuda or cuda:N"),
+    ("crop", {"bach_size": 4}, "crop: unknown key(s) ['bach_size']"),
+    ("scrape", {"web": {"per_host_interval_s": -1}}, "scrape.web.per_host_interval_s: -1.0 is out of range"),
+    ("train", {"common": {"lr": 0}}, "train.common.lr: 0.0 is out of range: must be > 0"),
+    ("train", {"backbones": {"mobilenet_v2": {"batch_size": 0}}},
+     "train.backbones.mobilenet_v2.batch_size: 0 is out of range: must be >= 1"),
+])
+def test_a_bad_setting_stops_a_stage_with_one_line_and_exit_status_2(tmp_path, capsys, section, value, message):
+    import yaml
+
+    from stages import crop, scrape, train
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({section: value}))
+    main = {"crop": crop.main, "scrape": scrape.main, "train": train.main}[section]
+    args = {"crop": ["--raw", "r", "--out", "o", "--metrics", "m"],
+            "scrape": ["--out", "o", "--cache", "c", "--metrics", "m"],
+            "train": ["--balance", "b", "--split", "s", "--crops", "c", "--backbone", "mobilenet_v2", "--out", "o",
+                      "--live", "l"]}[section]
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, "--params", str(params)])
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"{params}: {message}" or line.startswith(f"{params}: {message}"), line
+    assert not (tmp_path / "o").exists()

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -256,9 +257,11 @@ def test_killed_scrape_resumes_without_refetching_and_leaves_no_partial_files(tm
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw.")]
 
 
-def test_an_unreachable_rof_repository_stops_with_a_one_line_reason(tmp_path):
+def test_an_unreachable_rof_repository_stops_with_a_one_line_reason(tmp_path, capsys):
     params = {"source": "rof", "web": {**QUICK_WEB, "connect_timeout_s": 1.0, "retries": 0},
               "rof": {"manifests": "https://github.com/octo/rof", "api_base": "http://127.0.0.1:9/api"}}
-    with pytest.raises(SystemExit, match=r"scrape.rof: http://127.0.0.1:9/api/repos/octo/rof: no default branch "
-                                         r"\(connection_error: "):
+    with pytest.raises(SystemExit) as stopped:
         run_scrape(tmp_path, params)
+    assert stopped.value.code == 2
+    assert re.search(r"scrape.rof: http://127.0.0.1:9/api/repos/octo/rof: no default branch \(connection_error: ",
+                     capsys.readouterr().err.splitlines()[-1])
