@@ -86,7 +86,8 @@ def rof_jobs(location: RofLocation, categories: tuple[str, ...], max_per_categor
             row.update(outcome="unsafe_pickle" if "refused" in str(err) else "bad_manifest", detail=str(err))
             log.error("%s: %s (%s)", ref.path, row["outcome"], err)
             continue
-        except (RofFormatError, EOFError, ValueError, TypeError, IndexError, AttributeError) as err:
+        except (RofFormatError, EOFError, ValueError, TypeError, IndexError, AttributeError, MemoryError,
+                RecursionError, OverflowError) as err:
             row.update(outcome="bad_manifest", detail=f"{type(err).__name__}: {err}")
             log.error("%s: bad_manifest (%s)", ref.path, err)
             continue

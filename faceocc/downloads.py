@@ -171,6 +171,10 @@ def download_images(urls: Iterable[str], fetcher: Fetcher, cache: DownloadCache,
         record = cache.reusable(url, retry_failed)
         if record is None:
             todo.append(url)
+        elif record["outcome"] == "ok" and record["width"] * record["height"] > max_pixels:
+            # the journal stays as it is: a later run with a higher cap may use the file again
+            results[url] = {**record, "outcome": "decompression_bomb", "file": "", "detail":
+                            f"{record['width']}x{record['height']} px is over the {max_pixels} px limit (cached)"}
         else:
             results[url] = record
     if results:

@@ -37,12 +37,48 @@ class ForbiddenPickle(pickle.UnpicklingError):
     """The pickle names a global outside the allow-list: it is refused, not executed."""
 
 
+# A manifest holds a few boxes and landmarks per photo: kilobytes. An array or dtype past this is hostile (a
+# pickle can ask numpy for a 1 TiB array in a few bytes) and is refused before numpy allocates it.
+MAX_ARRAY_BYTES = 64 * 2**20
+
+
+def _checked_size(shape: Any, itemsize: int) -> None:
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(d, int) and d >= 0 for d in dims):
+        raise pickle.UnpicklingError(f"refused array shape {shape!r}")
+    if math.prod(dims) * max(1, itemsize) > MAX_ARRAY_BYTES:
+        raise pickle.UnpicklingError(f"array of shape {tuple(dims)} x {itemsize} bytes is over the "
+                                     f"{MAX_ARRAY_BYTES} byte limit for manifest data")
+
+
+def _capped(numpy_callable: Any) -> Any:
+    """numpy's `_reconstruct` and `dtype` with what they would allocate checked first. Object dtypes are refused:
+    they can hold anything, and numpy's own `__setstate__` crashes the process (segmentation fault, measured on
+    numpy 2) on an object array whose item list does not match its shape."""
+    import numpy as np
+
+    if getattr(numpy_callable, "__name__", "") == "_reconstruct":
+        def reconstruct(subtype, shape, dtype_code):
+            _checked_size(shape, np.dtype(dtype_code).itemsize if isinstance(dtype_code, (str, bytes)) else 1)
+            return numpy_callable(subtype, shape, dtype_code)
+        return reconstruct
+
+    def dtype(*args, **kwargs):
+        made = np.dtype(*args, **kwargs)
+        if made.hasobject:
+            raise ForbiddenPickle(f"refused numpy dtype {made} (object arrays can hold anything)")
+        _checked_size((), made.itemsize)
+        return made
+    return dtype
+
+
 class _NumpyDataUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         canonical = module.replace("numpy.core.", "numpy._core.", 1) if module.startswith("numpy.core.") else module
         if (canonical, name) not in _ALLOWED_GLOBALS:
             raise ForbiddenPickle(f"refused to load global {module}.{name} (only numpy data types are allowed)")
-        return super().find_class(canonical, name)
+        found = super().find_class(canonical, name)
+        return _capped(found) if name in ("_reconstruct", "dtype") else found
 
 
 def safe_unpickle(data: bytes) -> Any:

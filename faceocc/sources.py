@@ -249,6 +249,10 @@ def store_voc(store: RawStore, root: str | os.PathLike, xml_files: Iterable[Path
         except VocError as err:
             store.skip("", "voc", origin, "bad_annotation", str(err).removeprefix(f"{xml}: "))
             continue
+        if ann.filename and not _inside(root / "images" / ann.filename, root / "images"):
+            store.skip("", "voc", origin, "bad_annotation",
+                       f"<filename> {ann.filename!r} points outside images/ (not read)")
+            continue
         image_path = voc_image(root, xml, ann.filename)
         if image_path is None:
             store.skip("", "voc", origin, "image_missing", f"no images/{ann.filename or xml.stem + '.*'}")
@@ -281,6 +285,11 @@ def face_region(image, box: tuple[float, float, float, float], context: float):
     left, top = max(0, int(x1 - pad)), max(0, int(y1 - pad))
     right, bottom = min(w, round(x2 + pad)), min(h, round(y2 + pad))
     return image[top:bottom, left:right], (x1 - left, y1 - top, x2 - left, y2 - top)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, links and `..` resolved, lies inside `folder`: an annotation names a file, never a path."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
 def voc_image(root: Path, xml: Path, filename: str) -> Path | None:

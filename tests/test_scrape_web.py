@@ -265,3 +265,29 @@ def test_an_unreachable_rof_repository_stops_with_a_one_line_reason(tmp_path, ca
     assert stopped.value.code == 2
     assert re.search(r"scrape.rof: http://127.0.0.1:9/api/repos/octo/rof: no default branch \(connection_error: ",
                      capsys.readouterr().err.splitlines()[-1])
+
+
+def test_lowering_max_pixels_applies_to_images_already_in_the_download_cache(gallery_server, tmp_path):
+    params = {"source": "gallery", "web": QUICK_WEB,
+              "gallery": {"starts": [{"url": gallery_server.url("/masked/1.html"), "label": "masked"}]}}
+    rows, _ = run_scrape(tmp_path, params)
+    assert sorted(r["outcome"] for r in rows) == ["ok", "ok"]
+    rows, _ = run_scrape(tmp_path, {**params, "max_pixels": 100_000}, out="raw2")  # the photos are 512 x 512
+    assert [r["outcome"] for r in rows] == ["decompression_bomb"] * 2
+    assert all("over the 100000 px limit (cached)" in r["detail"] for r in rows)
+
+
+class HugeArray:
+    """Pickles as numpy's own array constructor asked for a 1 TiB array: a few bytes that would allocate it all."""
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (2**40,), b"b")
+
+
+def test_a_manifest_asking_numpy_for_a_huge_array_is_refused_before_allocating():
+    from faceocc.rof import parse_manifest
+
+    with pytest.raises(pickle.UnpicklingError, match="over the 67108864 byte limit"):
+        parse_manifest(pickle.dumps({0: {"url": "http://a/1.jpg", "faces": [HugeArray()]}}, protocol=2))

@@ -76,3 +76,16 @@ def test_the_scrape_names_a_voc_photos_series_as_the_identity_the_split_groups_b
     assert identity == {"shoot1.xml#0": "voc/shoot1", "shoot2.xml#0": "voc/shoot1", "street.xml#0": "voc/street"}
     assert json.loads(metrics.read_text())["grouping"] == {
         "voc": {"photos": 3, "series_bits": 12, "series_of_two_or_more": 1, "photos_in_them": 2}}
+
+
+def test_a_voc_filename_pointing_outside_the_images_folder_is_not_read(tmp_path, astronaut):
+    _voc(tmp_path / "voc", "p", astronaut[:400, :400], "with_mask")
+    _jpeg(astronaut[:400, :400], tmp_path / "secret.jpg")
+    xml = tmp_path / "voc" / "annotations" / "p.xml"
+    for k, name in enumerate(("../../secret.jpg", str(tmp_path / "secret.jpg"))):
+        xml.write_text(xml.read_text().replace("<filename>p.jpg</filename>" if k == 0 else
+                                               "<filename>../../secret.jpg</filename>", f"<filename>{name}</filename>"))
+        store = RawStore(tmp_path / f"raw{k}", ("with_mask", "without_mask"))
+        scrape.store_voc(store, tmp_path / "voc", [xml])
+        (row,) = store.rows
+        assert row["outcome"] == "bad_annotation" and "points outside images/" in row["detail"], row
