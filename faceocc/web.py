@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
+import socket
 import threading
 import time
 import urllib.robotparser
@@ -21,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from faceocc.config import bounded
@@ -107,12 +109,28 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
+# The deadline of the URL a thread is fetching: urllib3 retries inside one `session.get`, out of our sight,
+# and `_DeadlineRetry` stops them there instead of letting 3 read timeouts of 20 s pass a 60 s budget.
+_deadline = threading.local()
+
+
+class _DeadlineRetry(Retry):
+    """urllib3's Retry that gives up when the next try could not start (backoff included) before the deadline."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        at = getattr(_deadline, "at", None)
+        if at is not None and time.monotonic() + new.get_backoff_time() >= at:
+            raise MaxRetryError(_pool, url, error or ResponseError("total_timeout_s reached")) from error
+        return new
+
+
 def make_session(config: WebConfig) -> requests.Session:
     """A pooled session whose adapter retries connection errors and 500/502/504 with exponential backoff."""
     session = requests.Session()
     # 429 and 503 are not retried here: Fetcher.get handles them so that a Retry-After pauses the whole host
     # and a wait longer than max_retry_after_s ends the URL instead of stalling a worker.
-    retry = Retry(total=config.retries, connect=config.retries, read=config.retries, status=config.retries,
+    retry = _DeadlineRetry(total=config.retries, connect=config.retries, read=config.retries, status=config.retries,
                   other=0, redirect=0, backoff_factor=config.backoff_s, status_forcelist=(500, 502, 504),
                   allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False, raise_on_redirect=False,
                   respect_retry_after_header=False)
@@ -159,18 +177,28 @@ class Fetcher:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return Fetched(url, url, "bad_url", "only absolute http(s) URLs are fetched")
         current, seen, hops, rate_limited = url, {url}, 0, 0
+        # the URL's whole life (robots.txt, pacing, redirects, retries, body) ends at this deadline
+        deadline = time.monotonic() + self.config.total_timeout_s
+        late = f"not complete after web.total_timeout_s = {self.config.total_timeout_s:g} s (retries included)"
         while True:
             if obey:
                 refusal = self._robots_refusal(current)
                 if refusal:
                     return Fetched(url, current, *refusal)
-            self._wait_for_slot(current)
+            if not self._wait_for_slot(current, deadline):
+                return Fetched(url, current, "timeout", late)
+            remaining = deadline - time.monotonic()
+            _deadline.at = deadline
             try:
                 response = self.session.get(
                     current, stream=True, allow_redirects=False, headers={"Accept": accept},
-                    timeout=(self.config.connect_timeout_s, self.config.read_timeout_s))
+                    timeout=(min(self.config.connect_timeout_s, remaining), min(self.config.read_timeout_s, remaining)))
             except requests.RequestException as err:
-                return Fetched(url, current, *_classify_error(err))
+                outcome, detail = _classify_error(err)
+                return Fetched(url, current, *(("timeout", late) if time.monotonic() >= deadline else
+                                               (outcome, detail)))
+            finally:
+                _deadline.at = None
             with response:
                 if response.is_redirect:
                     location = response.headers.get("Location", "")
@@ -196,11 +224,11 @@ class Fetcher:
                     rate_limited += 1
                     self._slow_down(current, wait)  # every thread waits: the whole host asked for a pause
                     continue
-                return self._read(url, current, response)
+                return self._read(url, current, response, deadline)
 
     # -- steps ----------------------------------------------------------------------------------------------
 
-    def _read(self, url: str, current: str, response: requests.Response) -> Fetched:
+    def _read(self, url: str, current: str, response: requests.Response, deadline: float) -> Fetched:
         status = response.status_code
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if status != 200:
@@ -211,7 +239,13 @@ class Fetcher:
         if declared.isdigit() and int(declared) > self.config.max_bytes:
             return Fetched(url, current, "too_large", f"Content-Length {declared} > {self.config.max_bytes} bytes",
                            status, content_type, directives=directives)
-        deadline = time.monotonic() + self.config.total_timeout_s
+        late = Fetched(url, current, "timeout", f"body not complete after web.total_timeout_s = "
+                       f"{self.config.total_timeout_s:g} s", status, content_type, directives=directives)
+        # A read returns only when its chunk is full, so a body trickled a byte at a time would pass any deadline
+        # checked between chunks: at the deadline a timer shuts the socket down, which ends the blocked read.
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut_down, (response,))
+        watchdog.daemon = True
+        watchdog.start()
         chunks, size = [], 0
         try:
             for chunk in response.iter_content(64 * 1024):
@@ -220,13 +254,20 @@ class Fetcher:
                     return Fetched(url, current, "too_large", f"body exceeds {self.config.max_bytes} bytes",
                                    status, content_type, directives=directives)
                 if time.monotonic() > deadline:
-                    return Fetched(url, current, "timeout",
-                                   f"body not complete after {self.config.total_timeout_s:g} s", status,
-                                   content_type, directives=directives)
+                    return late
                 chunks.append(chunk)
-        except requests.RequestException as err:
+        except (requests.RequestException, Urllib3Error, OSError) as err:
+            if time.monotonic() >= deadline:
+                return late
+            if not isinstance(err, requests.RequestException):
+                return Fetched(url, current, "connection_error", f"{type(err).__name__}: {err}"[:200], status,
+                               content_type, directives=directives)
             outcome, detail = _classify_error(err)
             return Fetched(url, current, outcome, detail, status, content_type, directives=directives)
+        finally:
+            watchdog.cancel()
+        if time.monotonic() >= deadline:  # the shut-down socket may read as a clean end of a body without length
+            return late
         return Fetched(url, current, "ok", "", status, content_type, b"".join(chunks), directives)
 
     def _host(self, url: str) -> _Host:
@@ -236,14 +277,18 @@ class Fetcher:
                 self._hosts[key] = _Host(self.config.per_host_interval_s)
             return self._hosts[key]
 
-    def _wait_for_slot(self, url: str) -> None:
+    def _wait_for_slot(self, url: str, deadline: float = math.inf) -> bool:
+        """Wait for the host's next free slot; False (and no slot taken) when it comes after `deadline`."""
         host = self._host(url)
         with host.lock:  # reserve the next slot, then sleep outside the lock
             now = time.monotonic()
             slot = max(now, host.next_slot)
+            if slot >= deadline:
+                return False
             host.next_slot = slot + host.interval
         if slot > now:
             time.sleep(slot - now)
+        return True
 
     def _slow_down(self, url: str, seconds: float) -> None:
         host = self._host(url)
@@ -290,6 +335,20 @@ class Fetcher:
         if delay:
             with host.lock:
                 host.interval = max(host.interval, min(float(delay), self.config.max_retry_after_s))
+
+
+def _shut_down(response: requests.Response) -> None:
+    """End a blocked read from another thread: shutdown() wakes a recv that close() would leave waiting."""
+    # urllib3 2 hands the socket to http.client once the headers are read: it lives under the body's reader
+    reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if sock is None:
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
 
 
 def _host_key(url: str) -> str:

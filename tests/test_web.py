@@ -218,3 +218,30 @@ def test_check_image_trusts_magic_bytes_over_the_declared_type():
     assert check_image(jpeg(40), "application/octet-stream").outcome == "ok"
     assert check_image(jpeg(40), "text/html").outcome == "not_an_image"
     assert check_image(b"%PDF-1.4", "image/jpeg").outcome == "not_an_image"
+
+
+def test_a_body_trickled_a_byte_at_a_time_ends_at_total_timeout(tmp_path):
+    from dataclasses import replace
+
+    routes = {"/drip.jpg": Reply(200, jpeg(3), "image/jpeg", trickle_s=0.05)}  # ~ 2 KB: over a minute
+    with LocalServer(routes) as server:
+        fetcher = Fetcher(replace(FAST, total_timeout_s=1.0, obey_robots=False))
+        start = time.monotonic()
+        got = fetcher.get(server.url("/drip.jpg"))
+        took = time.monotonic() - start
+    assert got.outcome == "timeout" and "total_timeout_s = 1 s" in got.detail
+    assert took < 2.0, took
+
+
+def test_read_timeouts_retried_never_take_a_url_past_total_timeout(tmp_path):
+    from dataclasses import replace
+
+    routes = {"/slow.jpg": Reply(200, jpeg(4), "image/jpeg", delay_s=1.0)}  # every try outlasts the read timeout
+    with LocalServer(routes) as server:
+        fetcher = Fetcher(replace(FAST, read_timeout_s=0.4, retries=5, backoff_s=0.0, total_timeout_s=1.0,
+                                  obey_robots=False))
+        start = time.monotonic()
+        got = fetcher.get(server.url("/slow.jpg"))
+        took = time.monotonic() - start
+    assert got.outcome == "timeout" and took < 1.6, (got, took)  # 6 tries x 0.4 s without the deadline
+    assert server.hits["/slow.jpg"] <= 3

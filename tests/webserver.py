@@ -26,6 +26,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0              # sleep before answering (slow endpoints)
     send_length: bool = True          # False: no Content-Length, body ends when the connection closes
+    trickle_s: float = 0.0            # send the body a byte at a time, this long apart (a server that never ends)
 
 
 Route = Reply | Callable[[int], Reply]
@@ -62,7 +63,13 @@ class LocalServer:
                     for key, value in reply.headers.items():
                         self.send_header(key, value)
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    if reply.trickle_s:
+                        for k in range(len(reply.body)):
+                            self.wfile.write(reply.body[k:k + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle_s)
+                    else:
+                        self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout or size cap): expected in these tests
 
