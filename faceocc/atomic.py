@@ -27,6 +27,16 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def stage_output(final: str | os.PathLike) -> Iterator[Path]:
+    """`atomic_path` for a stage's declared output, after removing what a killed run of the stage left beside
+    it (a SIGKILL skips every `finally`). DVC runs one stage of a repository at a time, so nothing else is
+    writing there."""
+    remove_stale_temps(final)
+    with atomic_path(final) as target:
+        yield target
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

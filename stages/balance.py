@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json
 from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts,
                                render_synthetic, source_side)
 from faceocc.faces import LANDMARK_NAMES
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     originals = [{"id": r["crop_id"], "label": r["label"], "kind": "original", "root": "crop", "file": r["file"],
                   "origin": r["crop_id"], "recipe": ""} for r in train]
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         (tmp / "images").mkdir(parents=True)
         synthetic = (make_synthetic(params, originals, landmarks, source_points, faces, tmp)
                      if params.synthetic.enabled else [])

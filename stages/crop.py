@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from tqdm import tqdm
 
-from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json
 from faceocc.config import bounded, checked
 from faceocc.cropping import CropGeometry
 from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
               for r in raw_rows]
     device = resolve_device(params.device)
     finder = FaceFinder(params.finder, threads=params.threads, device=str(device))
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         (tmp / "faces").mkdir(parents=True)
         with tqdm(total=len(images), desc="crop", unit="img") as progress:
             result = run_crop(images, tmp / "faces", finder, params.keep, params.geometry, params.batch_size,

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json
 from faceocc.curation import OverrideError, QualityFilter, curate, read_overrides
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     for override_id in unmatched:
         log.warning("%s: override for %s matches no crop (already dropped as a duplicate, or a typo?)",
                     args.overrides, override_id)
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         write_rows(tmp / "items.csv", rows, CURATED_COLUMNS)
 
-    with atomic_path(args.sheets) as tmp:
+    with stage_output(args.sheets) as tmp:
         tmp.mkdir()
         for label in params.classes:
             kept = sorted((r for r in rows if r["outcome"] == "kept" and r["label"] == label),

@@ -11,7 +11,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json
 from faceocc.dedup import (CLUSTER_COLUMNS, ITEM_COLUMNS, align_face, perceptual_hash, pixel_hash,
                            resolve_clusters, sharpness)
 from faceocc.faces import LANDMARK_NAMES
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                       "probability": float(row["probability"]), "sharpness": round(sharpness(image), 2)})
     rows, clusters = resolve_clusters(items, params.max_distance)
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         write_rows(tmp / "items.csv", rows, ITEM_COLUMNS)
         write_rows(tmp / "clusters.csv", clusters, CLUSTER_COLUMNS)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceocc.atomic import atomic_path, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json
 from faceocc.benchmark import onnx_latency, torch_latency
 from faceocc.classifier import Classifier, OnnxClassifier
 from faceocc.images import encode_png, load_rgb
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     size_mb = round((args.model / classifier.weights_file).stat().st_size / 1e6, 3)
     variant = classifier.card.variant
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         write_json(tmp / "metrics.json", {"backbone": classifier.card.backbone, "variant": variant,
                                           "test_images": len(rows), "size_mb": size_mb, **result, **speed,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceocc.atomic import atomic_path, write_json
+from faceocc.atomic import stage_output, write_json
 from faceocc.classifier import CARD_FILE, Classifier
 from faceocc.images import load_rgb
 from faceocc.manifest import read_rows
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     batch = classifier.tensor([load_rgb(args.crops / "faces" / r["file"]) for r in rows]) if rows else \
         torch.zeros(1, 3, card.input_size, card.input_size)
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         export(classifier.model, card.input_size, tmp / ONNX_FILE)
         with torch.inference_mode():

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from faceocc import fx_quant
-from faceocc.atomic import atomic_path
+from faceocc.atomic import stage_output
 from faceocc.calibration import calibration_ids, split_batch
 from faceocc.classifier import CARD_FILE, Classifier
 from stages._common import load_params, setup_logging
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     quantized = fx_quant.quantize(fp32.model, torch.from_numpy(calibration), params.engine, params.per_channel)
     boundaries = fx_quant.dequantize_boundaries(quantized)
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         fx_quant.save(quantized, tmp / fx_quant.FX_FILE)
         info = {"quantized_from": str(args.model), "calibration_images": len(chosen),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from faceocc.atomic import atomic_path
+from faceocc.atomic import stage_output
 from faceocc.calibration import calibration_ids, split_batch
 from faceocc.classifier import CARD_FILE, ModelCard
 from faceocc.onnx_models import ONNX_FILE, quantize_int8
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = calibration_ids(args.split / "split.csv", params.calibration_images, params.seed)
     calibration, _ = split_batch(args.split, args.crops, card, ids=chosen)
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         quantize_int8(args.model / ONNX_FILE, tmp / ONNX_FILE, calibration, mode=params.mode, method=params.method,
                       activations=params.activations, per_channel=params.per_channel, work_dir=tmp)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceocc.atomic import atomic_path, write_json
+from faceocc.atomic import stage_output, write_json
 from faceocc.dedup import hamming, near_pairs
 from faceocc.manifest import read_rows, write_rows
 from faceocc.splitting import (
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     if cross or any(shared.values()):
         raise SystemExit(f"split leaks: {cross} near-duplicate pairs and {shared} groups cross splits")
 
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         write_rows(tmp / "split.csv", rows, SPLIT_COLUMNS)
     names = SPLITS + ((OUT_OF_DOMAIN,) if params.out_of_domain else ())

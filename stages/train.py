@@ -21,7 +21,7 @@ from dvclive import Live
 
 from faceocc import backbones
 from faceocc.attributes import code_matrix
-from faceocc.atomic import atomic_path
+from faceocc.atomic import stage_output
 from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
 from faceocc.config import ConfigError, from_mapping
 from faceocc.images import load_rgb
@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     spec = backbones.BACKBONES[args.backbone]
     log.info("%s: %s; %d train / %d val images", args.backbone, start, len(train_rows), len(val_rows))
 
-    with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+    # the per-epoch logs replace the committed ones only when training ends: Ctrl-C leaves the last run's
+    with stage_output(args.live) as live_dir, Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None,
+                                                   report=None) as live:
         def on_epoch(record: dict) -> None:
             for key in ("train_loss", "val_accuracy", "val_macro_f1", "lr"):
                 live.log_metric(key, record[key])
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         train_counts=dict(sorted(Counter(r["label"] for r in train_rows).items())), best_epoch=result.best_epoch,
         val_macro_f1=result.best_val_macro_f1, params=dataclasses.asdict(config),
         mirror_average=config.mirror_average)
-    with atomic_path(args.out) as tmp:
+    with stage_output(args.out) as tmp:
         tmp.mkdir()
         save_weights(result.state, tmp / WEIGHTS_FILE)
         (tmp / CARD_FILE).write_text(card.to_json())

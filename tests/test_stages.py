@@ -84,8 +84,10 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
     assert json.loads((tmp_path / "scrape.json").read_text())["stored_per_label"] == {
         "face": 3, "masked": 5, "sunglasses": 0, "mask_sunglasses": 0}
 
+    (tmp_path / ".crop.killed.tmp" / "crop").mkdir(parents=True)  # what a SIGKILLed crop run leaves
     crop.main(["--raw", str(raw), "--out", str(crops), "--metrics", str(tmp_path / "crop.json"),
                "--samples", str(tmp_path / "samples.png"), "--params", params])
+    assert not (tmp_path / ".crop.killed.tmp").exists()
     outcomes = {r["file"].split("/")[-1]: r["outcome"] for r in read_rows(crops / "outcomes.csv")}
     stored = {r["file"].split("/")[-1]: r["origin"].split("/")[-1] for r in rows if r["file"]}
     named = {stored[k]: v for k, v in outcomes.items()}

@@ -373,3 +373,24 @@ def test_training_with_the_attribute_head_saves_a_plain_four_way_model_whose_cla
     assert float(face.abs().max()) == 0 and float(bias[0]) == 0  # a plain face has neither attribute
     assert torch.allclose(both, masked + sunglasses) and torch.allclose(bias[3], bias[1] + bias[2])
     assert classifier.predict_proba([np.zeros((112, 112, 3), np.uint8)]).shape == (1, 4)
+
+
+def test_ctrl_c_during_training_leaves_the_last_runs_logs_and_model_as_they_were(tmp_path, monkeypatch):
+    _train_on_fixture_crops(tmp_path, {"epochs": 1, "input_size": 48, "batch_size": 16, "pretrained": "none",
+                                       "threads": 1})
+    before = {p.relative_to(tmp_path): p.read_bytes() for d in ("live", "model") for p in (tmp_path / d).rglob("*")
+              if p.is_file()}
+
+    def interrupted(*args):
+        on_epoch = args[-1]
+        on_epoch({"epoch": 0, "train_loss": 9.0, "val_accuracy": 0.0, "val_macro_f1": 0.0, "lr": 0.1})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train", interrupted)
+    r = str(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
+                    f"{r}/crop", "--out", f"{r}/model", "--live", f"{r}/live", "--params", f"{r}/params.yaml"])
+    after = {p.relative_to(tmp_path): p.read_bytes() for d in ("live", "model") for p in (tmp_path / d).rglob("*")
+             if p.is_file()}
+    assert after == before and not list(tmp_path.glob(".live.*")) and not list(tmp_path.glob(".model.*"))
