@@ -96,6 +96,21 @@ def _unique(path: Path) -> Path:
     return candidate
 
 
+def _open_output(path: Path):
+    """A text file to write results to, or Refused naming it (a folder, a missing parent, no permission)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as err:
+        raise Refused(f"{path}: cannot write it ({err.strerror or err})") from None
+
+
+def _output_folder(path: Path | None) -> None:
+    """Refused when a folder for outputs is a file already."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise Refused(f"{path}: a file, not a folder for the outputs")
+
+
 def predict(args) -> int:
     from faceocc.annotate import draw_predictions
     from faceocc.images import encode_png
@@ -105,7 +120,8 @@ def predict(args) -> int:
     predictor = _predictor(args)
     masked = _masked_classes(predictor.classifier.classes)
     entries = list(list_inputs(args.paths))
-    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else sys.stdout
+    _output_folder(args.annotate)
+    out = _open_output(args.jsonl) if args.jsonl else sys.stdout
     counts, errors, faces = Counter(), 0, 0
     try:
         for entry in tqdm(entries, desc="predict", unit="image", disable=len(entries) < 2 or None):
@@ -161,44 +177,53 @@ def sort(args) -> int:
         raise Refused(f"{src}: not a folder")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise Refused(f"{dst}: must not be inside {src} (sorted copies would be sorted again)")
+    _output_folder(dst)
     predictor = _predictor(args)
-    rows, counts = [], Counter()
-    for entry in tqdm(list(list_inputs([src])), desc="sort", unit="image"):
-        file, root = entry.path, entry.root
-        image, error = (None, entry.problem) if entry.problem else predictor.read(file)
-        if image is None:
-            print(f"faceocc: {file}: {error}", file=sys.stderr)
-            rows.append({"source": str(file), "faces": 0, "labels": "", "destination": "", "action": "skipped",
-                         "reason": error})
-            counts["unreadable"] += 1
-            continue
-        records = predictor.predict_image(image, str(file))
-        labels = [r["label"] for r in records if r["label"]]
-        name = "__".join(_relative(file, root).parts)  # photos of the same name in different sub-folders
-        for folder in destinations(records, args.policy):
-            target = dst / folder / name
-            action = "dry-run" if args.dry_run else _place(file, target, args.mode)
-            rows.append({"source": str(file), "faces": len(labels), "labels": " ".join(labels),
-                         "destination": str(target if args.dry_run else action[1]),
-                         "action": action if args.dry_run else action[0],
-                         "reason": records[0].get("reason", "") if not labels else ""})
-            counts[folder] += 1
     columns = ["source", "faces", "labels", "destination", "action", "reason"]
-    if args.dry_run:  # nothing is written: the decisions go to stdout
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
-    else:
-        decisions = args.decisions or dst / "decisions.csv"
-        decisions.parent.mkdir(parents=True, exist_ok=True)
-        with open(decisions, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, columns)
-            writer.writeheader()
-            writer.writerows(rows)
+    # each decision is written as it is made, so an interrupted run still says what it copied
+    out = sys.stdout if args.dry_run else _open_output(args.decisions or dst / "decisions.csv")
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    counts = Counter()
+    try:
+        for entry in tqdm(list(list_inputs([src])), desc="sort", unit="image"):
+            for row in _sort_one(entry, predictor, dst, args):
+                writer.writerow(row)
+                kind = {"skipped": "unreadable", "failed": "failed"}.get(row["action"])
+                counts[kind or Path(row["destination"]).parent.name] += 1  # the class folder
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
     print("faceocc sort: " + json.dumps(dict(sorted(counts.items()))), file=sys.stderr)
-    return EXIT_INPUT_FAILED if counts["unreadable"] else EXIT_OK
+    return EXIT_INPUT_FAILED if counts["unreadable"] or counts["failed"] else EXIT_OK
+
+
+def _sort_one(entry, predictor, dst: Path, args) -> list[dict]:
+    """The decisions for one entry: skipped with the reason, or one row per destination folder."""
+    file, root = entry.path, entry.root
+    image, error = (None, entry.problem) if entry.problem else predictor.read(file)
+    if image is None:
+        print(f"faceocc: {file}: {error}", file=sys.stderr)
+        return [{"source": str(file), "faces": 0, "labels": "", "destination": "", "action": "skipped",
+                 "reason": error}]
+    records = predictor.predict_image(image, str(file))
+    labels = [r["label"] for r in records if r["label"]]
+    name = "__".join(_relative(file, root).parts)  # photos of the same name in different sub-folders
+    rows = []
+    for folder in destinations(records, args.policy):
+        target, reason = dst / folder / name, records[0].get("reason", "") if not labels else ""
+        if args.dry_run:
+            action = "dry-run"
+        else:
+            try:
+                action, target = _place(file, target, args.mode)
+            except OSError as err:  # no space, no permission: this file fails, the others go on
+                action, reason = "failed", f"cannot write {target}: {err.strerror or err}"
+                print(f"faceocc: {file}: {reason}", file=sys.stderr)
+        rows.append({"source": str(file), "faces": len(labels), "labels": " ".join(labels),
+                     "destination": str(target), "action": action, "reason": reason})
+    return rows
 
 
 def _place(source: Path, target: Path, mode: str) -> tuple[str, Path]:
@@ -231,7 +256,9 @@ def video(args) -> int:
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
     several = len(args.inputs) > 1
     names = video_output_names(args.inputs)
-    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
+    if several:
+        _output_folder(args.out)
+    out = _open_output(args.jsonl) if args.jsonl else None
     failures = 0
     try:
         for source, name in zip(args.inputs, names):

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from faceocc.images import ImageDecodeError, load_rgb
+from faceocc.inputs import list_inputs
 from faceocc.sources import box_in_crop, read_crops_csv, voc_image
 from faceocc.voc import VocError, matched_pairs, parse_voc
 
@@ -110,9 +111,9 @@ class LabelledPhoto:
 
 
 def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*") -> list[LabelledPhoto]:
-    """The files under `root`/<class>/ whose name matches `pattern` (fnmatch, as `split.out_of_domain`), sorted.
-    Every regular file counts, whatever its suffix: it is decoded by content, and one that is not an image is
-    reported when scored, not skipped. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's:
+    """The entries under `root`/<class>/ (recursively) whose name matches `pattern` (fnmatch, as
+    `split.out_of_domain`), sorted. Every entry counts, whatever its suffix: it is decoded by content, and one
+    that is not an image (or not a file: a FIFO, a dangling link, an empty folder) is reported when scored. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's:
     columns file, face_box_xyxy and crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
     root = Path(root)
     crops = read_crops_csv(root / "crops.csv") if (root / "crops.csv").is_file() else {}
@@ -121,10 +122,10 @@ def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*"
         folder = root / label
         if not folder.is_dir():
             continue
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and fnmatchcase(path.name, pattern):
-                cut = crops.get(path.relative_to(root).as_posix())
-                photos.append(LabelledPhoto(str(path), label, cut and cut.face, cut and cut.frame))
+        for entry in list_inputs([folder]):  # recursive; a FIFO or dangling link is kept, to be reported
+            if fnmatchcase(entry.path.name, pattern):
+                cut = crops.get(entry.path.relative_to(root).as_posix())
+                photos.append(LabelledPhoto(str(entry.path), label, cut and cut.face, cut and cut.frame))
     return photos
 
 

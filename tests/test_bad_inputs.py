@@ -351,3 +351,28 @@ def test_a_bad_setting_stops_a_stage_with_one_line_and_exit_status_2(tmp_path, c
     (line,) = capsys.readouterr().err.splitlines()
     assert line == f"{params}: {message}" or line.startswith(f"{params}: {message}"), line
     assert not (tmp_path / "o").exists()
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(model_dir, tmp_path, astronaut, capsys):
+    (tmp_path / "a.jpg").write_bytes(_jpeg(astronaut))
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    photos = str(tmp_path / "a.jpg")
+    for argv in (["predict", photos, "--jsonl", str(tmp_path)],            # a folder where a file should be
+                 ["predict", photos, "--annotate", str(tmp_path / "taken")],
+                 ["sort", str(tmp_path), str(tmp_path.parent / "elsewhere" / "x"), "--decisions", str(tmp_path)],
+                 ["video", photos, photos, "--out", str(tmp_path / "taken")]):
+        assert cli.main([*argv, "--model", str(model_dir)]) == cli.EXIT_REFUSED, argv
+        line = capsys.readouterr().err.splitlines()[-1]
+        assert line.startswith("faceocc: ") and ("cannot write it" in line or "not a folder" in line), line
+
+
+def test_score_reports_a_fifo_and_a_dangling_link_in_a_class_folder(model_dir, tmp_path, astronaut, capsys):
+    (tmp_path / "photos" / "face" / "deeper").mkdir(parents=True)
+    (tmp_path / "photos" / "face" / "deeper" / "a.jpg").write_bytes(_jpeg(astronaut))  # sub-folders count
+    os.mkfifo(tmp_path / "photos" / "face" / "pipe.jpg")
+    (tmp_path / "photos" / "face" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    assert cli.main(["score", str(tmp_path / "photos"), "--model", str(model_dir)]) == cli.EXIT_INPUT_FAILED
+    captured = capsys.readouterr()
+    assert "| face | 1 | 1 |" in captured.out  # the unreadable two are named, not scored
+    assert "pipe.jpg: unreadable file: not a regular file (a FIFO)" in captured.err
+    assert "gone.jpg: unreadable file: No such file or directory" in captured.err
