@@ -290,8 +290,9 @@ def video(args) -> int:
                     if writer is None:
                         h, w = frame.shape[:2]
                         writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                    drawn = draw_predictions(frame, records, predictor.classifier.classes)
-                    writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+                    if writer.isOpened():  # OpenCV drops frames without a word when it cannot write the file
+                        drawn = draw_predictions(frame, records, predictor.classifier.classes)
+                        writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
                 if out is not None:
                     out.write(json.dumps({"video": source, "frame": index, "time_s": round(index / fps, 3),
                                           "faces": records}, ensure_ascii=False) + "\n")
@@ -310,8 +311,8 @@ def video(args) -> int:
                 signal.signal(signal.SIGINT, previous)
                 bar.close()
                 capture.release()
-                wrote = writer is not None
-                if wrote:
+                wrote = writer is not None and writer.isOpened()
+                if writer is not None:
                     writer.release()
             summary = {"video": source, **summary}
             if stop:
@@ -332,6 +333,10 @@ def video(args) -> int:
                 failures += 1
             if wrote:
                 summary["output"] = str(target)
+            elif target is not None and summary["frames"]:
+                summary["error"] = f"cannot write {target} (OpenCV could not open it for writing)"
+                print(f"faceocc: {source}: {summary['error']}", file=sys.stderr)
+                failures += 1
             print("faceocc video: " + json.dumps(summary), file=sys.stderr)
     finally:
         if out is not None:

@@ -376,3 +376,12 @@ def test_score_reports_a_fifo_and_a_dangling_link_in_a_class_folder(model_dir, t
     assert "| face | 1 | 1 |" in captured.out  # the unreadable two are named, not scored
     assert "pipe.jpg: unreadable file: not a regular file (a FIFO)" in captured.err
     assert "gone.jpg: unreadable file: No such file or directory" in captured.err
+
+
+def test_a_video_output_opencv_cannot_write_is_an_error_not_a_silently_missing_file(astronaut, model_dir, tmp_path,
+                                                                                    capsys):
+    clip = _clip(tmp_path / "clip.mp4", astronaut, frames=3)
+    rc = cli.main(["video", str(clip), "--out", str(tmp_path / "clip.annotated.nosuchformat"), "--model",
+                   str(model_dir)])
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1].split("faceocc video: ", 1)[1])
+    assert rc == cli.EXIT_INPUT_FAILED and summary["error"].startswith("cannot write ") and "output" not in summary
