@@ -82,7 +82,8 @@ class RawStore:
         self.out_dir = Path(out_dir)
         self.classes = tuple(classes)
         self.rows: list[dict] = []
-        self._seen: dict[str, dict] = {}
+        self._seen: dict[str, dict] = {}        # content hash -> the row of the copy stored
+        self._copies: dict[str, list[dict]] = {}  # content hash -> every row of those bytes
 
     def add(self, data: bytes, label: str, source: str, origin: str, suffix: str, **extra: str) -> dict:
         sha = content_hash(data)
@@ -94,20 +95,22 @@ class RawStore:
         elif sha in self._seen:
             first = self._seen[sha]
             if label != first["label"] or first["outcome"] == "label_conflict":
-                # which label is right is a person's call: neither copy goes on until the source is fixed
+                # which label is right is a person's call: no copy goes on until the source is fixed
                 row.update(outcome="label_conflict", detail=f"same bytes as {first['origin']} labelled "
                            f"{first['label']}; give the picture one label")
                 log.warning("%s: %s", origin, row["detail"])
                 if first["outcome"] != "label_conflict":
                     (self.out_dir / first["file"]).unlink(missing_ok=True)
-                    first.update(outcome="label_conflict", file="", detail=f"same bytes as {origin} labelled "
-                                 f"{label}; give the picture one label")
+                    for earlier in self._copies[sha]:  # the stored one and its same-label duplicates
+                        earlier.update(outcome="label_conflict", file="", detail=f"same bytes as {origin} "
+                                       f"labelled {label}; give the picture one label")
             else:
                 row.update(outcome="duplicate", detail=f"same bytes as {first['origin']} ({first['label']})")
         else:
             row["file"] = f"images/{row['id']}{suffix.lower()}"
             write_bytes(self.out_dir / row["file"], data)
             self._seen[sha] = row
+        self._copies.setdefault(sha, []).append(row)
         self.rows.append(row)
         return row
 

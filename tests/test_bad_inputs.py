@@ -244,14 +244,15 @@ def test_the_same_bytes_under_two_labels_is_a_label_conflict_and_neither_copy_is
     for label in ("face", "masked", "face"):
         (tmp_path / "src" / label).mkdir(parents=True, exist_ok=True)
     (tmp_path / "src" / "face" / "a.jpg").write_bytes(_jpeg(astronaut))
+    (tmp_path / "src" / "face" / "a_copy.jpg").write_bytes(_jpeg(astronaut))  # a duplicate, until the conflict
     (tmp_path / "src" / "masked" / "b.jpg").write_bytes(_jpeg(astronaut))
     (tmp_path / "src" / "face" / "c.jpg").write_bytes(_jpeg(astronaut[::-1]))
     (tmp_path / "src" / "masked" / "d.jpg").write_bytes(_jpeg(astronaut[::-1]))  # another pair: same story
     store = RawStore(tmp_path / "raw", CLASSES)
     store_folder(store, list_folder([tmp_path / "src"]))
     outcomes = {os.path.basename(r["origin"]): r["outcome"] for r in store.rows}
-    assert outcomes == {"a.jpg": "label_conflict", "b.jpg": "label_conflict", "c.jpg": "label_conflict",
-                        "d.jpg": "label_conflict"}
+    assert outcomes == {"a.jpg": "label_conflict", "a_copy.jpg": "label_conflict", "b.jpg": "label_conflict",
+                        "c.jpg": "label_conflict", "d.jpg": "label_conflict"}
     assert not list((tmp_path / "raw" / "images").glob("*"))
     assert "labelled masked" in next(r for r in store.rows if r["origin"].endswith("a.jpg"))["detail"]
 

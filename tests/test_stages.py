@@ -133,10 +133,12 @@ def test_outputs_are_replaced_whole_never_merged(tmp_path, labelled_folder):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw.")]  # no temp dirs left behind
 
 
-def test_a_typo_in_params_fails_naming_the_key(tmp_path):
+def test_a_typo_in_params_fails_naming_the_key(tmp_path, capsys):
     params = write_params(tmp_path / "params.yaml", scrape={"sorce": "demo"})
-    with pytest.raises(Exception, match=r"scrape: unknown key\(s\) \['sorce'\]"):
+    with pytest.raises(SystemExit) as stopped:
         run_scrape(str(tmp_path / "o"), str(tmp_path / "m.json"), params, tmp_path)
+    assert stopped.value.code == 2
+    assert "scrape: unknown key(s) ['sorce']" in capsys.readouterr().err
 
 
 def test_missing_folder_root_is_reported(tmp_path):

@@ -189,12 +189,13 @@ def test_ignoring_annotations_sends_every_image_to_the_detector(tmp_path, mask_s
     assert summary["annotated_images"] == 0 and summary["outcomes"]["no_face"] == 4  # painted squares: no face
 
 
-def test_a_stage_refuses_the_old_class_list_key_by_name(tmp_path):
+def test_a_stage_refuses_the_old_class_list_key_by_name(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"split": {"classes": ["face"]}}))
-    with pytest.raises(Exception, match="unknown key"):
+    with pytest.raises(SystemExit) as stopped:
         split.main(["--curated", r"x", "--dedup", "x", "--raw", "x", "--out", "x", "--metrics", "x",
                     "--params", str(params)])
+    assert stopped.value.code == 2 and "split: unknown key(s) ['classes']" in capsys.readouterr().err
 
 
 def test_a_crowd_photo_is_dealt_as_its_rarest_class_so_val_and_test_get_their_share():
