@@ -416,6 +416,19 @@ def score(args) -> int:
     return EXIT_INPUT_FAILED if result["problems"] else EXIT_OK
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= minimum, else a usage error (exit status 2) naming the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceocc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -474,11 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "classified on every frame. A summary line per video goes to stderr.")
     v.add_argument("inputs", nargs="+", help="video files, or a webcam index such as 0 (stop it with Ctrl-C "
                    "or --max-frames; the output is closed properly either way)")
-    v.add_argument("--max-frames", type=int, default=0, help="stop after this many frames per input (0: all)")
+    v.add_argument("--max-frames", type=_at_least(0), default=0, help="stop after this many frames per input (0: all)")
     v.add_argument("--out", type=Path, help="annotated video (.mp4); a folder when several inputs are given")
     v.add_argument("--jsonl", type=Path, help="one JSON line per frame: video, frame, time_s, faces")
-    v.add_argument("--detect-every", type=int, default=5, help="frames between face detections (5)")
-    v.add_argument("--detect-max-side", type=int, default=320, help="detection frame size, long side (320)")
+    v.add_argument("--detect-every", type=_at_least(1), default=5, help="frames between face detections (5)")
+    v.add_argument("--detect-max-side", type=_at_least(32), default=320, help="detection frame size, long side (320)")
     common(v)
     head_pose(v)
     v.set_defaults(run=video)
@@ -492,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("folders", nargs="+", type=Path, help="folders of <class>/ sub-folders named after the classes")
     c.add_argument("--match", default="*", help="only files whose name matches this pattern, e.g. 'fdc__*'")
     c.add_argument("--json", type=Path, help="write the full result (per class, confusion of the found) here")
-    c.add_argument("--threads", type=int, default=0, help="detector threads (0: every core)")
+    c.add_argument("--threads", type=_at_least(0), default=0, help="detector threads (0: every core)")
     common(c)
     c.set_defaults(run=score)
     return parser

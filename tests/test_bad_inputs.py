@@ -386,3 +386,11 @@ def test_a_video_output_opencv_cannot_write_is_an_error_not_a_silently_missing_f
                    str(model_dir)])
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1].split("faceocc video: ", 1)[1])
     assert rc == cli.EXIT_INPUT_FAILED and summary["error"].startswith("cannot write ") and "output" not in summary
+
+
+@pytest.mark.parametrize("option, value", [("--detect-every", "0"), ("--detect-max-side", "0"),
+                                           ("--max-frames", "-1"), ("--detect-every", "five")])
+def test_an_out_of_range_video_option_is_a_usage_error(model_dir, tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["video", str(tmp_path / "clip.mp4"), option, value, "--model", str(model_dir)])
+    assert stopped.value.code == 2 and f"argument {option}: " in capsys.readouterr().err
