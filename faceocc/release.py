@@ -36,6 +36,7 @@ from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
 from faceocc.finder import DetectorSettings, FinderSettings
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows
+from faceocc.provenance import provenance
 from faceocc.sheets import confusion_image
 from faceocc.splitting import OUT_OF_DOMAIN, SPLITS
 from faceocc.tasks import OCCLUSION4, TASKS, Task, task_named
@@ -389,6 +390,15 @@ def loso_lines(loso: dict, released_head: str = "softmax") -> list[str]:
     return lines
 
 
+def made_lines(made: dict | None) -> list[str]:
+    """The release's provenance sentence; nothing for a release recorded before provenance was."""
+    if not made:
+        return []
+    commit = made["commit"][:12] or "an unknown commit (not a git checkout)"
+    return [f"Made on {made['date']} by faceocc {made['faceocc_version']} from commit {commit}"
+            + (" with uncommitted changes" if made.get("uncommitted_changes") else "") + ".", ""]
+
+
 def markdown(record: dict, requirement: dict) -> str:
     m, test, ood = record["model"], record["test"], record["out_of_domain"]
     task = record.get("task", OCCLUSION4.name)
@@ -404,6 +414,7 @@ def markdown(record: dict, requirement: dict) -> str:
            "crops from a source it never saw" if ood else "") + ".", "",
         ("Use: `faceocc predict PHOTO...` (this folder is the default `--model`)." if task == OCCLUSION4.name else
          f"Use: `faceocc predict --task {task} PHOTO...` (this folder is that task's default `--model`)."), "",
+        *made_lines(record.get("made")),
         "## How it was chosen", "",
         f"Requirement: size < {requirement['max_size_mb']:g} MB, latency < {requirement['max_latency_ms']:g} ms "
         f"per face. {record['chosen_by']}; the test split played no part.", "",
@@ -663,6 +674,7 @@ def main(argv: list[str] | None = None) -> None:
     raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
     record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout, split_rows,
                             raw_rows, task.name)
+    record["made"] = provenance(args.repo)
     record["summary"] = summary(evaluations)
     model_dir = workspace / "models" / record["model"]["variant"] / record["model"]["backbone"]
     record["end_to_end"] = end_to_end_record(model_dir, task, split_rows, raw_rows, args.holdout,

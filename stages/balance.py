@@ -27,7 +27,8 @@ from stages._common import load_params, refuse, setup_logging
 log = logging.getLogger("balance")
 
 TRAIN_COLUMNS = ("id", "label", "kind", "root", "file", "origin", "recipe")
-COUNT_COLUMNS = ("label", "step", "count")
+COUNT_COLUMNS = ("bar", "label", "step", "count")
+COUNT_STEPS = ("train_split", "with_synthetic", "balanced")
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     with_synthetic = Counter(o["label"] for o in originals + synthetic)
     after = Counter(r["label"] for r in final)
     kinds = Counter(r["kind"] for r in final)
-    counts = [{"label": c, "step": step, "count": n[c]} for step, n in
-              (("train_split", before), ("with_synthetic", with_synthetic), ("balanced", after)) for c in params.classes]
+    counts = count_rows(params.classes, {"train_split": before, "with_synthetic": with_synthetic, "balanced": after})
     write_rows(args.counts, counts, COUNT_COLUMNS)
     write_bytes(args.chart, encode_png(bar_chart(
         {c: [before[c], with_synthetic[c], after[c]] for c in params.classes},
@@ -121,6 +121,13 @@ def main(argv: list[str] | None = None) -> None:
                                                                    ("original", "synthetic", "augmented")},
         "synthetic_drawn": len(synthetic)})
     log.info("train per class before %s, after %s (%s)", dict(before), dict(after), dict(kinds))
+
+
+def count_rows(classes: tuple[str, ...], counts: dict[str, Counter]) -> list[dict]:
+    """One row per class and step. `bar` names each bar on its own: DVC's bar templates stack rows that share a
+    y value, so a y of `label` alone drew face as 7 + 7 + 7 = 21."""
+    return [{"bar": f"{label}: {number}. {step}", "label": label, "step": step, "count": counts[step][label]}
+            for label in classes for number, step in enumerate(COUNT_STEPS, 1)]
 
 
 def _points(row: dict, prefix: str) -> np.ndarray:

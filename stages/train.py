@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
         result = train(model, train_images, y_train, val_images, y_val, classes, spec.mean, spec.std, config,
                        on_epoch)
+        # dvclive's summary holds the last epoch's figures; metrics.json must describe the model kept
+        live.summary = kept_model_summary(result.history, result.best_epoch)
 
     card = ModelCard(
         backbone=args.backbone, classes=classes, task=params.task, input_size=config.input_size, mean=spec.mean,
@@ -128,6 +130,13 @@ def main(argv: list[str] | None = None) -> None:
         save_weights(result.state, tmp / WEIGHTS_FILE)
         (tmp / CARD_FILE).write_text(card.to_json())
     log.info("%s: best epoch %d, val macro-F1 %.4f", args.backbone, result.best_epoch, result.best_val_macro_f1)
+
+
+def kept_model_summary(history: list[dict], best_epoch: int) -> dict:
+    """The figures `dvc metrics show` reports for a training run: the kept (best) epoch's, plus how many ran."""
+    kept = next(record for record in history if record["epoch"] == best_epoch)
+    return {"best_epoch": best_epoch, "epochs_run": len(history), "val_accuracy": kept["val_accuracy"],
+            "val_macro_f1": kept["val_macro_f1"], "train_loss": kept["train_loss"]}
 
 
 def _data_hash(*paths: Path) -> str:

@@ -68,3 +68,48 @@ def test_stage_deps_cover_every_module_the_stage_imports(name):
     missing = {f for f in _module_files(f"stages.{name}")
                if f not in deps and not any(parent.as_posix() in deps for parent in Path(f).parents)}
     assert not missing, f"dvc.yaml stage {name!r} lacks deps {sorted(missing)}"
+
+
+def _bar_plots():
+    for stage in DVC.values():
+        for plot in stage.get("plots", []):
+            for path, props in (plot.items() if isinstance(plot, dict) else ()):
+                if (props or {}).get("template", "").startswith("bar"):
+                    yield path, props
+
+
+@pytest.mark.parametrize("path,props", list(_bar_plots()), ids=lambda v: v if isinstance(v, str) else "")
+def test_bar_plots_give_every_row_its_own_bar(path, props):
+    import csv
+
+    # DVC's bar templates stack rows sharing a y value (class_counts once drew face as 7 + 7 + 7)
+    rows = list(csv.DictReader((ROOT / path).open()))
+    bars = [row[props["y"]] for row in rows]
+    assert rows and len(set(bars)) == len(bars)
+
+
+def test_balance_count_rows_name_each_class_and_step_once():
+    from collections import Counter
+
+    from stages.balance import COUNT_STEPS, count_rows
+
+    rows = count_rows(("a", "b"), {step: Counter(a=1, b=2) for step in COUNT_STEPS})
+    assert len({r["bar"] for r in rows}) == len(rows) == 6
+    assert rows[0] == {"bar": "a: 1. train_split", "label": "a", "step": "train_split", "count": 1}
+
+
+def test_params_yaml_is_written_the_way_dvc_writes_it_back(tmp_path):
+    import difflib
+
+    from dvc.utils.serialize import modify_yaml
+
+    # `dvc exp run -S balance.seed=1` rewrites params.yaml through this round trip: a file already in its form
+    # changes by the one line set, not by every inline list and long line it re-flows
+    copy = tmp_path / "params.yaml"
+    copy.write_text((ROOT / "params.yaml").read_text())
+    with modify_yaml(copy) as data:
+        data["balance"]["seed"] = 1
+    changed = [line for line in difflib.unified_diff((ROOT / "params.yaml").read_text().splitlines(),
+                                                     copy.read_text().splitlines(), n=0, lineterm="")
+               if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changed == ["-  seed: 0", "+  seed: 1"]

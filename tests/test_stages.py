@@ -110,6 +110,11 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
                                                          "detect_error": 0}
     assert metrics["by_label"]["masked"]["detection_rate_after_second_pass"] == 1.0  # 4 of 4 decodable
     assert Image.open(tmp_path / "samples.png").size[0] > 0
+    # a second run writes the same metrics byte for byte (no throughput or machine facts), so a re-run of
+    # the DAG leaves dvc.lock and the committed reports alone
+    crop.main(["--raw", str(raw), "--out", str(tmp_path / "crops_again"), "--metrics",
+               str(tmp_path / "crop_again.json"), "--params", params])
+    assert (tmp_path / "crop_again.json").read_bytes() == (tmp_path / "crop.json").read_bytes()
 
 
 def test_demo_scrape_is_byte_identical_across_runs(tmp_path):

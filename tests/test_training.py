@@ -106,7 +106,10 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     card = ModelCard.read(tmp_path / "model_a")
     assert card.backbone == "mobilenet_v2" and card.input_size == 48 and card.crop == {"size": 112, "margin": 0.2}
     assert card.classes == ("face", "masked", "sunglasses", "mask_sunglasses") and len(card.data_sha256) == 64
-    assert json.loads((tmp_path / "live_a" / "metrics.json").read_text())["step"] >= 1
+    # metrics.json describes the model kept (the best epoch), not whatever the last epoch scored
+    live_metrics = json.loads((tmp_path / "live_a" / "metrics.json").read_text())
+    assert live_metrics["best_epoch"] == card.best_epoch and live_metrics["val_macro_f1"] == card.val_macro_f1
+    assert live_metrics["epochs_run"] == 2
 
     evaluate.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
                    f"{r}/eval", "--params", f"{r}/params.yaml"])
@@ -394,3 +397,10 @@ def test_ctrl_c_during_training_leaves_the_last_runs_logs_and_model_as_they_were
     after = {p.relative_to(tmp_path): p.read_bytes() for d in ("live", "model") for p in (tmp_path / d).rglob("*")
              if p.is_file()}
     assert after == before and not list(tmp_path.glob(".live.*")) and not list(tmp_path.glob(".model.*"))
+
+
+def test_training_summary_is_the_kept_epochs_not_the_last():
+    history = [{"epoch": 1, "train_loss": 0.9, "val_accuracy": 0.8, "val_macro_f1": 0.87},
+               {"epoch": 2, "train_loss": 0.4, "val_accuracy": 0.6, "val_macro_f1": 0.56}]
+    assert train.kept_model_summary(history, best_epoch=1) == {
+        "best_epoch": 1, "epochs_run": 2, "val_accuracy": 0.8, "val_macro_f1": 0.87, "train_loss": 0.9}
