@@ -32,10 +32,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faceocc.classifier import Classifier, ModelFileError
+from faceocc.classifier import ModelFileError
+from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
+from faceocc.inference import load_classifier
 from faceocc.detectors import DETECTORS
 from faceocc.provenance import version
-from faceocc.tasks import TASKS, task_named, task_of_classes
+from faceocc.tasks import TASKS, task_of_classes
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("largest", "any", "all")
@@ -47,25 +49,14 @@ class Refused(Exception):
     """Nothing can run (a bad argument, model or setting); str(err) is the one line the user reads."""
 
 
-def load_model(path: Path | None, task_name: str | None = None):
-    """The model at `path`, else the task's released one (occlusion4's when no task is named). A model whose
-    card belongs to another task than the one asked for is refused: its labels would be read as the wrong ones."""
-    task = task_named(task_name or "occlusion4")
-    model_dir = path or REPO / task.release_dir
-    if path is None and not (model_dir / "card.json").exists():
-        raise Refused(f"no {task.name} model at {model_dir}; pass --model DIR (after `dvc repro`, for "
-                      "example models/onnx_int8/mobilenet_v2)"
-                      + ("" if task.name == "occlusion4" else f", or build it: make release TASK={task.name}"))
+def load_model(path: Path | None, task_name: str | None = None, device: str = "cpu"):
+    """The model at `path`, else the task's released one (faceocc.inference.load_classifier), or Refused with
+    its one line; a demo-sized model gets a warning on stderr."""
     try:
-        classifier = Classifier.load(model_dir)
-    except ModelFileError as err:
+        classifier = load_classifier(path, task_name, device)
+    except (ModelFileError, ValueError) as err:  # ValueError: a device this machine does not have
         raise Refused(str(err)) from None
-    card = classifier.card
-    model_task = card.task or getattr(task_of_classes(card.classes), "name", "")
-    if task_name and model_task != task_name:
-        raise Refused(f"{model_dir} is a {model_task or 'task-less'} model (classes "
-                      f"{', '.join(card.classes)}), not one for --task {task_name}")
-    if warning := few_faces_warning(model_dir, card.train_counts):
+    if warning := few_faces_warning(path or "the released model", classifier.card.train_counts):
         print(f"faceocc: warning: {warning}", file=sys.stderr)
     return classifier
 
@@ -84,12 +75,16 @@ def few_faces_warning(model_dir: Path, train_counts: dict) -> str:
 def _predictor(args, threads: int = 0):
     from faceocc.inference import FacePredictor, finder_settings
 
-    classifier = load_model(args.model, args.task)
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    classifier = load_model(args.model, args.task, device)
     try:
         settings = finder_settings(classifier.card, args.detector, args.min_score)
     except ValueError as err:
         raise Refused(str(err)) from None
-    return FacePredictor(classifier, settings, threads=threads)
+    return FacePredictor(classifier, settings, threads=threads, device=device)
 
 
 def _masked_classes(classes) -> tuple[str, ...]:
@@ -446,6 +441,12 @@ def _at_least(minimum: int):
     return parse
 
 
+def _device_name(text: str) -> str:
+    if not is_device_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: {DEVICE_NAMES}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceocc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -463,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="face detector (default: the one the model's training faces were found with, its card's)")
         p.add_argument("--min-score", type=float,
                        help="detector score a face must reach (default: the card's, or the --detector's usual one)")
+        p.add_argument("--device", type=_device_name, default="auto",
+                       help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N, for a PyTorch model and "
+                            "detector; ONNX Runtime and FX INT8 models run on the CPU")
 
     def head_pose(p):
         p.add_argument("--pose", action="store_true", help="head pose per face from its 5 landmarks (solvePnP): "

@@ -21,22 +21,52 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _revisions(exp_show: list) -> Iterator[dict]:
-    for baseline in exp_show:
+def _params(rev: dict) -> dict:
+    return (((rev.get("data") or {}).get("params") or {}).get("params.yaml") or {}).get("data") or {}
+
+
+def _flat(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def _other_changes(params: dict, baseline: dict) -> list[str]:
+    """The params an experiment changes besides balance.strategy, against its baseline commit's."""
+    mine, base = _flat(params), _flat(baseline)
+    return sorted(k for k in mine.keys() | base.keys() if k != "balance.strategy" and mine.get(k) != base.get(k))
+
+
+def _candidates(exp_show: list, skipped: dict[str, str]) -> Iterator[dict]:
+    """The newest commit and its experiments: those of older commits, or that change more than the strategy,
+    would credit other code or settings to a strategy's column; each is named in `skipped` with the reason."""
+    commits = [b for b in exp_show if "workspace" not in (b.get("rev"), b.get("name"))]
+    for index, baseline in enumerate(commits):
+        label = baseline.get("name") or baseline.get("rev", "")[:7]
+        revs = [{**rev, "name": rev.get("name") or experiment.get("name")}
+                for experiment in baseline.get("experiments") or [] for rev in experiment.get("revs") or []]
+        if index > 0:
+            for rev in [baseline, *revs]:
+                skipped[rev.get("name") or rev.get("rev", "")[:7]] = f"based on {label}, not on the newest commit"
+            continue
         yield baseline
-        for experiment in baseline.get("experiments") or []:
-            for rev in experiment.get("revs") or []:
-                yield {**rev, "name": rev.get("name") or experiment.get("name")}
+        for rev in revs:
+            others = _other_changes(_params(rev), _params(baseline))
+            if others:
+                skipped[rev["name"] or rev.get("rev", "")[:7]] = "also changes " + ", ".join(others[:5])
+            else:
+                yield rev
 
 
-def strategy_summaries(exp_show: list) -> dict[str, tuple[str, dict]]:
-    """{strategy: (experiment name, summary)}; the most recent experiment of each strategy wins."""
+def strategy_summaries(exp_show: list, skipped: dict[str, str] | None = None) -> dict[str, tuple[str, dict]]:
+    """{strategy: (experiment name, summary)} over the newest commit and its experiments that change only
+    balance.strategy; the most recent experiment of each strategy wins. The others go to `skipped`, with why."""
+    skipped = {} if skipped is None else skipped
     found: dict[str, tuple[str, dict, str]] = {}
-    for rev in _revisions(exp_show):
+    for rev in _candidates(exp_show, skipped):
         data = rev.get("data") or {}
         summary = ((data.get("metrics") or {}).get("reports/summary.json") or {}).get("data")
-        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-        strategy = (params.get("balance") or {}).get("strategy")
+        strategy = (_params(rev).get("balance") or {}).get("strategy")
         if not summary or not strategy:
             continue
         stamp = data.get("timestamp") or ""
@@ -87,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary", action="append", default=[], metavar="STRATEGY=PATH",
                         help="a strategy's reports/summary.json (instead of `dvc exp show --json` on stdin)")
     args = parser.parse_args(argv)
-    summaries = named_summaries(args.summary) if args.summary else strategy_summaries(json.load(sys.stdin))
+    skipped: dict[str, str] = {}
+    summaries = named_summaries(args.summary) if args.summary else strategy_summaries(json.load(sys.stdin), skipped)
+    for name, why in sorted(skipped.items()):
+        print(f"experiments: {name} left out: {why}", file=sys.stderr)
     if not summaries:
         raise SystemExit("no experiment with reports/summary.json and balance.strategy found in the input")
     sys.stdout.write(strategy_table(summaries))

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from faceocc.classifier import Classifier, ModelFileError
 from faceocc.cropping import CropGeometry, crop_face
+from faceocc.devices import resolve_device
 from faceocc.faces import Face
 from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import ImageDecodeError, load_rgb
@@ -37,23 +39,74 @@ def finder_settings(card, detector: str | None = None, threshold: float | None =
     return replace(settings, detector=d)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_classifier(model: str | Path | None = None, task: str | None = None, device: str = "cpu") -> Classifier:
+    """The model directory `model`, else the task's released one (occlusion4's when no task is named). Raises
+    ModelFileError naming the file and the reason: no model there, a broken one, or one of another task (its
+    labels would be read as the wrong ones)."""
+    from faceocc.tasks import task_named, task_of_classes
+
+    wanted = task_named(task or "occlusion4")
+    model_dir = Path(model) if model is not None else REPO / wanted.release_dir
+    if model is None and not (model_dir / "card.json").exists():
+        raise ModelFileError(f"no {wanted.name} model at {model_dir}; pass --model DIR (after `dvc repro`, for "
+                             "example models/onnx_int8/mobilenet_v2)"
+                             + ("" if wanted.name == "occlusion4" else f", or build it: make release TASK={wanted.name}"))
+    classifier = Classifier.load(model_dir, str(resolve_device(device)))
+    card = classifier.card
+    model_task = card.task or getattr(task_of_classes(card.classes), "name", "")
+    if task and model_task != task:
+        raise ModelFileError(f"{model_dir} is a {model_task or 'task-less'} model (classes "
+                             f"{', '.join(card.classes)}), not one for --task {task}")
+    return classifier
+
+
 class FacePredictor:
-    """Finder + classifier, loaded once; `predict_image` is safe to call on any file."""
+    """Finder + classifier, loaded once; `predict_image` is safe to call on any file.
+
+    From Python, the released model with the finder it was trained with:
+
+        from faceocc import FacePredictor
+        predictor = FacePredictor.open()                       # or FacePredictor.open("models/fp32/resnet18")
+        for face in predictor.predict("photo.jpg"):            # one dict per face (see the module's docstring)
+            print(face["label"], face["scores"], face["box"])
+    """
 
     def __init__(self, classifier, settings: FinderSettings | None = None, finder: FaceFinder | None = None,
-                 threads: int = 0):
+                 threads: int = 0, device: str = "cpu"):
         """`settings` default to the card's finder; `finder` is one already loaded (tests, benchmarks); `threads`
-        for an ONNX detector's session, 0 = ONNX Runtime's choice (every physical core), as torch does for MTCNN."""
+        for an ONNX detector's session, 0 = ONNX Runtime's choice (every physical core), as torch does for MTCNN;
+        `device` for a torch detector (MTCNN): cpu, cuda or cuda:N."""
         self.classifier = classifier
         self.settings = finder.settings if finder else settings or finder_settings(classifier.card)
         self.geometry = CropGeometry(**classifier.card.crop) if classifier.card.crop else CropGeometry()
-        self._finder, self._threads = finder, threads
+        self._finder, self._threads, self._device = finder, threads, device
+
+    @classmethod
+    def open(cls, model: str | Path | None = None, *, task: str | None = None, device: str = "auto",
+             detector: str | None = None, min_score: float | None = None, threads: int = 0) -> FacePredictor:
+        """The predictor `faceocc predict` uses: `model` (a model directory; default the task's released model),
+        `task` (occlusion4 or mask_wearing; a model of another task is refused), `device` (auto: CUDA when
+        present), `detector` / `min_score` (another registered detector or threshold than the card's)."""
+        used = str(resolve_device(device))
+        classifier = load_classifier(model, task, used)
+        return cls(classifier, finder_settings(classifier.card, detector, min_score), threads=threads, device=used)
 
     @property
     def finder(self) -> FaceFinder:
         if self._finder is None:  # the detector is only loaded when some input needs detection
-            self._finder = FaceFinder(self.settings, threads=self._threads)
+            self._finder = FaceFinder(self.settings, threads=self._threads, device=self._device)
         return self._finder
+
+    def predict(self, path: str | Path, crops: bool = False) -> list[dict]:
+        """Every face in the photo at `path` (or the whole file as one face with `crops`): one record each, or
+        one record with label None and the reason (no face, or why the file could not be read)."""
+        image, error = self.read(Path(path))
+        if image is None:
+            return [{"path": str(path), "label": None, "reason": error}]
+        return self.predict_image(image, str(path), crops)
 
     def read(self, path: Path) -> tuple[np.ndarray | None, str | None]:
         try:

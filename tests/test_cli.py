@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import write_untrained_model
 
-from faceocc import cli
+from faceocc import cli, inference
 from faceocc.classifier import CARD_FILE
 from faceocc.images import encode_png
 
@@ -138,7 +138,7 @@ def test_sort_policies(policy, labels, expected):
 
 
 def test_a_missing_default_model_says_what_to_pass(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "REPO", tmp_path)
+    monkeypatch.setattr(inference, "REPO", tmp_path)
     assert cli.main(["predict", str(tmp_path)]) == cli.EXIT_REFUSED
     assert "pass --model DIR" in capsys.readouterr().err
 
@@ -325,3 +325,28 @@ def test_without_model_the_released_model_is_used(astronaut, tmp_path, capsys):
     records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert card.variant == "onnx_int8" and len(records) == 1 and set(records[0]["scores"]) == set(card.classes)
     assert records[0]["label"] == "face"  # a bare-faced portrait, through the model a user gets by default
+
+
+def test_the_python_api_gives_what_predict_prints(photos, model_dir, capsys):
+    from faceocc import FacePredictor
+
+    predictor = FacePredictor.open(model_dir, device="cpu")
+    photo = photos / "astronaut ü.png"
+    assert cli.main(["predict", str(photo), "--model", str(model_dir), "--device", "cpu"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert predictor.predict(photo) == printed and set(printed[0]) >= FACE_KEYS
+    (bad,) = predictor.predict(photos / "notes.png")  # a bad file is a record with the reason, not an exception
+    assert bad["label"] is None and "not" in bad["reason"]
+
+
+def test_a_device_this_machine_lacks_or_a_made_up_one_is_refused_in_one_line(photos, model_dir, capsys):
+    import torch
+
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error
+        cli.main(["predict", str(photos), "--model", str(model_dir), "--device", "gpu0"])
+    assert usage.value.code == 2
+    assert "'gpu0' is not a device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert cli.main(["predict", str(photos), "--model", str(model_dir), "--device", "cuda"]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert "CUDA is not available" in line

@@ -14,7 +14,7 @@ import yaml
 from conftest import run_data_stages, write_untrained_model
 from PIL import Image
 
-from faceocc import cli
+from faceocc import cli, inference
 from faceocc.annotate import colour_of, draw_predictions
 from faceocc.end_to_end import annotated_test_faces, score_photos
 from faceocc.images import encode_png
@@ -250,7 +250,7 @@ def test_a_model_of_another_task_is_refused_naming_both(mask_model, tmp_path, ca
 
 
 def test_without_a_released_mask_wearing_model_the_error_says_how_to_build_one(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "REPO", tmp_path)
+    monkeypatch.setattr(inference, "REPO", tmp_path)
     assert cli.main(["predict", str(tmp_path), "--task", "mask_wearing"]) == 2
     assert "make release TASK=mask_wearing" in capsys.readouterr().err
 

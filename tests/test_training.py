@@ -404,3 +404,22 @@ def test_training_summary_is_the_kept_epochs_not_the_last():
                {"epoch": 2, "train_loss": 0.4, "val_accuracy": 0.6, "val_macro_f1": 0.56}]
     assert train.kept_model_summary(history, best_epoch=1) == {
         "best_epoch": 1, "epochs_run": 2, "val_accuracy": 0.8, "val_macro_f1": 0.87, "train_loss": 0.9}
+
+
+def test_strategy_table_takes_no_figures_from_older_commits_or_experiments_that_change_more():
+    from faceocc.experiments import strategy_summaries
+
+    other = _rev("lr-and-none", "none", 0.99, "2026-11-22T14:00:00")
+    other["data"]["params"]["params.yaml"]["data"]["train"] = {"common": {"lr": 0.01}}
+    exp_show = [{**_rev("workspace", "oversample", 0.5, ""), "experiments": None},
+                {**_rev("main", "oversample", 0.5, "2026-11-22T09:00:00"), "experiments": [
+                    {"name": "lr-and-none", "revs": [other]},
+                    {"name": "strategy-none", "revs": [_rev("strategy-none", "none", 0.91, "2026-11-22T11:00:00")]}]},
+                {**_rev("old", "oversample", 0.4, "2026-11-20T09:00:00"), "experiments": [
+                    {"name": "old-under", "revs": [_rev("old-under", "undersample", 0.7, "2026-11-21T11:00:00")]}]}]
+    skipped = {}
+    summaries = strategy_summaries(exp_show, skipped)
+    assert {s: name for s, (name, _) in summaries.items()} == {"none": "strategy-none", "oversample": "main"}
+    assert skipped == {"lr-and-none": "also changes train.common.lr",
+                       "old": "based on old, not on the newest commit",
+                       "old-under": "based on old, not on the newest commit"}
