@@ -23,8 +23,8 @@ from pathlib import Path
 GITHUB_COMMENT_LIMIT = 65_536
 BUDGET = 60_000  # what the sections may use: the limit less room for cml's watermark and the headings
 # keys of figures that say how fast this runner was, not what the change did
-MACHINE_KEY = re.compile(r"latency|_ms|ms_|throughput|per_second|seconds|images_per_s|fps|cpu|threads|"
-                         r"wall|elapsed|speed|ratio_of_time", re.IGNORECASE)
+MACHINE_KEY = re.compile(r"latency|throughput|per_second|seconds|fps|cpu|threads|machine|wall|elapsed|speed|"
+                         r"(^|[._])ms($|[._])|_ms($|[._])", re.IGNORECASE)
 RELEASE_SUMMARIES = ("models/release/summary.json", "models/release_mask_wearing/summary.json")
 PICTURES = ("reports/class_counts.png", "models/release/confusion_test.png",
             "models/release/confusion_out_of_domain.png", "models/release_mask_wearing/confusion_test.png",

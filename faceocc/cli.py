@@ -33,13 +33,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faceocc.classifier import ModelFileError
+from faceocc.detectors import DETECTORS
 from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
 from faceocc.inference import load_classifier
-from faceocc.detectors import DETECTORS
 from faceocc.provenance import version
 from faceocc.tasks import TASKS, task_of_classes
 
-REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("largest", "any", "all")
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_REFUSED = 0, 1, 2
 FEW_TRAINING_FACES = 50  # per class; the demo DAG trains on 8, the releases on hundreds

@@ -316,9 +316,9 @@ def test_predict_with_pose_adds_angles_and_an_attention_flag_and_draws_axes(phot
 def test_without_model_the_released_model_is_used(astronaut, tmp_path, capsys):
     from faceocc.classifier import ModelCard
 
-    if not (cli.REPO / "models/release" / CARD_FILE).exists():
+    if not (inference.REPO / "models/release" / CARD_FILE).exists():
         pytest.skip("no models/release/ in this checkout (make release)")
-    card = ModelCard.read(cli.REPO / "models/release")
+    card = ModelCard.read(inference.REPO / "models/release")
     photo = tmp_path / "portrait.png"
     photo.write_bytes(encode_png(astronaut))
     assert cli.main(["predict", str(photo)]) == 0

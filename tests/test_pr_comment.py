@@ -87,3 +87,9 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
     done = subprocess.run(["node", "-e", LINT_SCRIPT, str(ACTIONLINT), str(bad)], capture_output=True, text=True)
     assert done.returncode == 1 and "nope" in done.stdout
+
+
+def test_only_machine_keys_are_dropped_not_words_that_contain_ms():
+    keys = {"latency_ms_p50": True, "table.0.ms_per_640px.1": True, "ms_1_thread": True, "cpu": True,
+            "val.items": False, "per_class.items_seen": False, "terms.count": False, "accuracy": False}
+    assert {k: bool(pr_comment.MACHINE_KEY.search(k)) for k in keys} == keys
