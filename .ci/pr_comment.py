@@ -28,7 +28,8 @@ MACHINE_KEY = re.compile(r"latency|throughput|per_second|seconds|fps|cpu|threads
 RELEASE_SUMMARIES = ("models/release/summary.json", "models/release_mask_wearing/summary.json")
 PICTURES = ("reports/class_counts.png", "models/release/confusion_test.png",
             "models/release/confusion_out_of_domain.png", "models/release_mask_wearing/confusion_test.png",
-            "reports/eval/*/onnx_int8/confusion.png")
+            "reports/eval/*/onnx_int8/confusion.png", "reports/eval/mobilenet_v2/onnx_int8/curves.png",
+            "reports/eval/mobilenet_v2/onnx_int8/errors.png", "reports/crop_misses.png")
 
 
 def flatten(value, prefix: str = "") -> dict[str, float]:

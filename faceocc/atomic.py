@@ -51,6 +51,29 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def write_metrics(path: str | os.PathLike, figures: dict) -> None:
+    """A DVC metrics file: the numbers of `figures` only (booleans as 0 / 1; strings, such as names of a model,
+    a method or the CPU, left out), so that `dvc metrics show / diff` list figures. The stage's report says the
+    rest."""
+    write_json(path, numbers_only(figures) or {})
+
+
+def numbers_only(value):
+    """`value` without its strings and None, recursively; a dict or list left empty by that is dropped too."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dict):
+        kept = {k: numbers_only(v) for k, v in value.items()}
+        kept = {k: v for k, v in kept.items() if v is not None}
+        return kept or None
+    if isinstance(value, (list, tuple)):  # positions mean something (a confusion row): a gap stays a null
+        kept = [numbers_only(v) for v in value]
+        return kept if any(v is not None for v in kept) else None
+    return None
+
+
 def remove_stale_temps(final: str | os.PathLike) -> int:
     """Delete temporaries an interrupted (killed) writer of `final` left beside it; returns how many.
 

@@ -75,7 +75,7 @@ def _figures(single_ms: np.ndarray, batched_ms: np.ndarray, batch: int, threads:
     return {"latency_ms_p50": round(float(np.median(single_ms)), 3),
             "latency_ms_p90": round(float(np.percentile(single_ms, 90)), 3), "latency_runs": len(single_ms),
             "throughput_images_per_s": round(float(batch / (np.median(batched_ms) / 1000.0)), 1),
-            "throughput_batch": batch, "throughput_threads": threads, "cpu": cpu_name()}
+            "throughput_batch": batch, "throughput_threads": threads}
 
 
 def interleaved_latency(calls: dict[str, Callable[[], object]], runs: int = 100, warmup: int = 10,

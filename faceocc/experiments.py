@@ -65,14 +65,30 @@ def strategy_summaries(exp_show: list, skipped: dict[str, str] | None = None) ->
     found: dict[str, tuple[str, dict, str]] = {}
     for rev in _candidates(exp_show, skipped):
         data = rev.get("data") or {}
-        summary = ((data.get("metrics") or {}).get("reports/summary.json") or {}).get("data")
+        metrics = data.get("metrics") or {}
+        summary = (metrics.get("reports/summary.json") or {}).get("data")
         strategy = (_params(rev).get("balance") or {}).get("strategy")
         if not summary or not strategy:
             continue
+        summary = with_latency(summary, metrics)
         stamp = data.get("timestamp") or ""
         if strategy not in found or stamp > found[strategy][2]:
             found[strategy] = (rev.get("name") or rev.get("rev", "")[:7], summary, stamp)
     return {s: (name, summary) for s, (name, summary, _) in found.items()}
+
+
+def with_latency(summary: dict, metrics: dict) -> dict:
+    """The summary's cells with each model's latency from the speed.json its evaluate stage wrote beside its
+    metrics (summary.json keeps no timings; summaries of older commits still carry their own)."""
+    cells = {}
+    for backbone, by_variant in summary.items():
+        if not isinstance(by_variant, dict):
+            continue
+        for variant, cell in by_variant.items():
+            speed = (metrics.get(f"reports/eval/{backbone}/{variant}/speed.json") or {}).get("data") or {}
+            latency = speed.get("latency_ms_p50", cell.get("latency_ms_p50"))
+            cells.setdefault(backbone, {})[variant] = {**cell, **({"latency_ms_p50": latency} if latency else {})}
+    return cells
 
 
 STRATEGY_ORDER = ("none", "undersample", "oversample")
@@ -92,8 +108,9 @@ def strategy_table(summaries: dict[str, tuple[str, dict]]) -> str:
         for s, v in columns:
             c = summaries[s][1].get(backbone, {}).get(v)
             cells.append("—" if c is None else
-                         f"{c['accuracy']:.1%} / {c['macro_f1']:.3f} / {c['latency_ms_p50']:.2f} ms / "
-                         f"{c['size_mb']:.1f} MB")
+                         f"{c['accuracy']:.1%} / {c['macro_f1']:.3f} / "
+                         + (f"{c['latency_ms_p50']:.2f} ms" if "latency_ms_p50" in c else "— ms")
+                         + f" / {c['size_mb']:.1f} MB")
         lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

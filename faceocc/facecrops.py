@@ -27,7 +27,7 @@ from faceocc.cropping import CropGeometry, crop_face
 from faceocc.faces import LANDMARK_NAMES, Face, template_landmarks
 from faceocc.finder import FaceFinder
 from faceocc.images import ImageDecodeError, load_rgb
-from faceocc.sheets import contact_sheet, draw_points
+from faceocc.sheets import captioned_grid, contact_sheet, draw_points
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,20 @@ def crop_sample_sheet(faces_dir: Path, crops: Sequence[dict], per_label: int = 8
             tiles.append(draw_points(image, points))
         rows.append((f"{label}: {len(of_label)} crops", tiles))
     return contact_sheet(rows)
+
+
+def missed_sheet(outcomes: Sequence[dict], limit: int = 40) -> np.ndarray:
+    """The photos that gave no crop although they decoded (no face found, or only faces under the size floor),
+    each captioned with its label and outcome: what the finder misses, for a reviewer to look at."""
+    missed = [r for r in outcomes if r["outcome"] in ("no_face", "too_small")]
+    tiles = []
+    for row in missed[:limit]:
+        try:
+            tiles.append((f"{row['label'][:9]} {row['outcome']}", load_rgb(row["file"])))
+        except (ImageDecodeError, OSError):
+            continue
+    shown = f", the first {limit} shown" if len(missed) > limit else ""
+    return captioned_grid(tiles, f"photos without a crop: {len(missed)} of {len(outcomes)}{shown}")
 
 
 def detection_summary(outcomes: Sequence[dict]) -> dict:

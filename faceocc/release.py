@@ -33,9 +33,11 @@ import numpy as np
 import yaml
 
 from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
+from faceocc.benchmark import cpu_name
 from faceocc.finder import DetectorSettings, FinderSettings
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows
+from faceocc.metrics import read_evaluation
 from faceocc.provenance import provenance
 from faceocc.sheets import confusion_image
 from faceocc.splitting import OUT_OF_DOMAIN, SPLITS
@@ -236,18 +238,22 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
     (`split_rows`, `raw_rows`: its split.csv and scrape manifest)."""
     reports = workspace / "reports"
     balance = json.loads((reports / "balance.json").read_text())
+    # the metrics hold numbers only: the strategy is a param of the workspace's balance stage
+    params_file = workspace / "params.yaml"
+    params = (yaml.safe_load(params_file.read_text()) or {}) if params_file.is_file() else {}
+    strategy = params.get("balance", {}).get("strategy", "?")
     return {
         "task": task,
         "model": {"backbone": evaluation["backbone"], "variant": evaluation["variant"],
-                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu", ""),
+                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu") or cpu_name(),
                   "views_per_face": evaluation.get("views_per_face", 1)},
         "chosen_by": "Validation macro-F1 among the candidates that meet the requirement, then latency",
         "candidates": rows,
         "data": {"roots": list(roots), "out_of_domain_patterns": list(holdout),
                  "sources": source_counts(split_rows, raw_rows),
                  "split_totals": dict(Counter(r["split"] for r in split_rows)),
-                 "balance": {k: balance[k] for k in ("strategy", "before", "with_synthetic", "after", "kinds")
-                             if k in balance},
+                 "balance": {"strategy": strategy, **{k: balance[k] for k in ("before", "with_synthetic", "after",
+                                                                            "kinds") if k in balance}},
                  "scrape": json.loads((reports / "scrape.json").read_text()),
                  "crop": json.loads((reports / "crop.json").read_text())},
         "test": {k: evaluation[k] for k in ("test_images", "accuracy", "macro_f1", "per_class", "confusion")},
@@ -665,7 +671,7 @@ def main(argv: list[str] | None = None) -> None:
         _dvc(workspace, "repro", "--force", "--single-item", "scrape")
         _dvc(workspace, "repro", "report")
     requirement = params["report"]["requirement"]
-    evaluations = [json.loads(p.read_text()) for p in sorted((workspace / "reports" / "eval").glob("*/*/metrics.json"))]
+    evaluations = [read_evaluation(p) for p in sorted((workspace / "reports" / "eval").glob("*/*/metrics.json"))]
     rows = candidates(evaluations, requirement)
     chosen = choose(rows)
     evaluation = next(e for e in evaluations

@@ -103,3 +103,38 @@ def confusion_image(matrix: np.ndarray, classes: tuple[str, ...], title: str, ce
             cv2.putText(image, str(int(matrix[i, j])), (x + cell // 3, y + cell // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX,
                         0.6, (0, 0, 0), 1, cv2.LINE_AA)
     return image
+
+
+CLASS_COLOURS = [(70, 110, 200), (230, 150, 40), (60, 170, 90), (190, 60, 60), (140, 80, 170), (90, 90, 90)]
+
+
+def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, x_label: str,
+               y_label: str, size: int = 320) -> np.ndarray:
+    """Curves on axes from 0 to 1 (precision-recall, ROC), one colour per series, the legend under the plot."""
+    left, top, bottom = 46, 48, 40 + 18 * len(series)
+    canvas = np.full((top + size + bottom, left + size + 16, 3), 255, np.uint8)
+    cv2.putText(canvas, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+
+    def point(x: float, y: float) -> tuple[int, int]:
+        return left + round(x * size), top + round((1 - y) * size)
+
+    for tick in (0.0, 0.5, 1.0):
+        cv2.line(canvas, point(tick, 0), point(tick, 1), (225, 225, 225), 1)
+        cv2.line(canvas, point(0, tick), point(1, tick), (225, 225, 225), 1)
+        cv2.putText(canvas, f"{tick:g}", (point(tick, 0)[0] - 6, top + size + 14), cv2.FONT_HERSHEY_PLAIN, 0.9,
+                    (80, 80, 80), 1, cv2.LINE_AA)
+        cv2.putText(canvas, f"{tick:g}", (left - 26, point(0, tick)[1] + 4), cv2.FONT_HERSHEY_PLAIN, 0.9,
+                    (80, 80, 80), 1, cv2.LINE_AA)
+    cv2.rectangle(canvas, point(0, 1), point(1, 0), (0, 0, 0), 1)
+    cv2.putText(canvas, x_label, (left + size // 2 - 20, top + size + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, y_label, (4, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    for s, (name, (xs, ys)) in enumerate(series.items()):
+        colour = CLASS_COLOURS[s % len(CLASS_COLOURS)]
+        points = np.array([point(x, y) for x, y in zip(xs, ys)], np.int32)
+        if len(points):
+            cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
+        y = top + size + 40 + 18 * s
+        cv2.rectangle(canvas, (left, y - 10), (left + 12, y + 2), colour, -1)
+        cv2.putText(canvas, name, (left + 18, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas

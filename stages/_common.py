@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -37,8 +38,29 @@ def load_params(section: str, cls: type[T], path: str = "params.yaml") -> T:
         refuse(f"{path}: {err}")
 
 
+def data_root(root: str | os.PathLike) -> Path:
+    """Where to read a data folder that params.yaml names. A relative path that leaves the project (such as
+    `../shared/datasets/...`) is relative to the project's root, which is not the working directory of a queued or
+    `--temp` experiment: DVC runs those in a copy under `.dvc/tmp/exps/` and passes the project's root in
+    DVC_ROOT. A path inside the project stays relative to the working directory, the experiment's own copy."""
+    path = Path(root)
+    if path.is_absolute() or Path(os.path.normpath(path)).parts[:1] != (os.pardir,):
+        return path
+    return Path(os.path.relpath(Path(os.environ.get("DVC_ROOT") or ".") / path))
+
+
 def setup_logging() -> None:
+    """INFO and up from faceocc's and the stages' named loggers; from code that logs on the root logger itself,
+    warnings and errors only: onnxruntime's quantization tools put each tensor's scale there at INFO, hundreds
+    of lines a run that drowned a `dvc exp run` log (485 of its 717 lines)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if quiet_root_info not in handler.filters:
+            handler.addFilter(quiet_root_info)
+
+
+def quiet_root_info(record: logging.LogRecord) -> bool:
+    return record.name != "root" or record.levelno >= logging.WARNING
 
 
 def write_skipped(metrics: Path, report: Path, title: str, missing: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from faceocc.atomic import stage_output, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_metrics
 from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts,
                                render_synthetic, source_side)
 from faceocc.faces import LANDMARK_NAMES
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     write_bytes(args.chart, encode_png(bar_chart(
         {c: [before[c], with_synthetic[c], after[c]] for c in params.classes},
         ["train split", "+ synthetic", f"after {params.strategy}"], f"training images per class ({params.strategy})")))
-    write_json(args.metrics, {
-        "strategy": params.strategy, "before": {c: before[c] for c in params.classes},
+    write_metrics(args.metrics, {
+        "before": {c: before[c] for c in params.classes},
         "with_synthetic": {c: with_synthetic[c] for c in params.classes},
         "after": {c: after[c] for c in params.classes}, "kinds": {k: kinds.get(k, 0) for k in
                                                                    ("original", "synthetic", "augmented")},

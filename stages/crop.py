@@ -12,13 +12,13 @@ from typing import Literal
 import torch
 from tqdm import tqdm
 
-from faceocc.atomic import stage_output, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json, write_metrics
 from faceocc.config import bounded, checked
 from faceocc.cropping import CropGeometry
 from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
 from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, annotated_faces, crop_sample_sheet,
-                               detection_summary, run_crop)
+                               detection_summary, missed_sheet, run_crop)
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
 from stages._common import load_params, setup_logging
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output: faces/<label>/*.png, crops.csv, outcomes.csv")
     parser.add_argument("--metrics", required=True, type=Path, help="DVC metrics JSON")
     parser.add_argument("--samples", type=Path, help="contact sheet PNG of crops per label")
+    parser.add_argument("--misses", type=Path, help="contact sheet PNG of the photos that gave no crop")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
@@ -69,12 +70,14 @@ def main(argv: list[str] | None = None) -> None:
         write_json(tmp / "finder.json", params.finder.to_dict())
         if args.samples:
             write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / "faces", result.crops)))
+        if args.misses:
+            write_bytes(args.misses, encode_png(missed_sheet(result.outcomes)))
 
     summary = detection_summary(result.outcomes)
     seconds = max(result.seconds_detecting, 1e-9)
     decoded = sum(1 for r in result.outcomes if not r["outcome"].startswith("decode_error"))
     # only what the data and params decide: a throughput here would change dvc.lock on every re-run
-    write_json(args.metrics, {"by_label": summary})
+    write_metrics(args.metrics, {"by_label": summary})
     overall = summary.get("all", {})
     log.info("outcomes %s; detection rate %.3f first pass, %.3f after second; %.1f images/s with %s on %s",
              overall.get("outcomes"), overall.get("detection_rate_first_pass", 0),

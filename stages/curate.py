@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceocc.atomic import stage_output, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_metrics
 from faceocc.curation import OverrideError, QualityFilter, curate, read_overrides
 from faceocc.images import encode_png, load_rgb
 from faceocc.manifest import read_rows, write_rows
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
 
     outcomes = Counter(r["outcome"] for r in rows)
     kept_by_label = Counter(r["label"] for r in rows if r["outcome"] == "kept")
-    write_json(args.metrics, {
+    write_metrics(args.metrics, {
         "candidates": len(rows), "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
         "kept_per_label": {c: kept_by_label.get(c, 0) for c in params.classes},
         "overrides": len(overrides), "overrides_unmatched": len(unmatched),

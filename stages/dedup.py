@@ -11,7 +11,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from faceocc.atomic import stage_output, write_bytes, write_json
+from faceocc.atomic import stage_output, write_bytes, write_json, write_metrics
 from faceocc.dedup import (CLUSTER_COLUMNS, ITEM_COLUMNS, align_face, perceptual_hash, pixel_hash,
                            resolve_clusters, sharpness)
 from faceocc.faces import LANDMARK_NAMES
@@ -72,12 +72,12 @@ def main(argv: list[str] | None = None) -> None:
         mine = [r for r in rows if r["label"] == label]
         by_label[label] = {"crops": len(mine), "kept": sum(r["outcome"] == "kept" for r in mine),
                            "duplicates_dropped": sum(r["outcome"].endswith("duplicate") for r in mine)}
-    write_json(args.metrics, {
+    write_metrics(args.metrics, {
         "crops": len(rows) + len(unreadable), "unreadable": len(unreadable),
         "outcomes": {k: outcomes.get(k, 0) for k in ("kept", "label_conflict", "exact_duplicate", "near_duplicate")},
         "clusters_with_duplicates": len(clusters), "largest_cluster": max((c["size"] for c in clusters), default=1),
         "label_conflict_clusters": sum(c["conflict"] for c in clusters), "by_label": by_label,
-        "hash": params.hash, "align": params.align, "max_distance": params.max_distance})
+        "max_distance": params.max_distance})
     log.info("%d crops: %s; %d clusters with duplicates, %d with conflicting labels", len(rows), dict(outcomes),
              len(clusters), sum(c["conflict"] for c in clusters))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceocc.atomic import write_json
+from faceocc.atomic import write_metrics
 from faceocc.dedup import cluster, near_pairs
 from stages._common import load_params, setup_logging
 
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     i, j = np.triu_indices(len(sample), 1)
     brute = np.stack([i, j], axis=1)[np.bitwise_count(sample[i] ^ sample[j]) <= max(params.distances)]
     indexed = near_pairs(sample, max(params.distances))
-    write_json(args.metrics, {"hashes": len(hashes), "cpu_count": os.cpu_count(), "machine": platform.machine(),
-                              "results": results, "index_matches_all_pairs_on_3000": bool(np.array_equal(brute, indexed))})
+    print(f"on {platform.machine()} with {os.cpu_count()} CPUs")
+    write_metrics(args.metrics, {"hashes": len(hashes), "cpu_count": os.cpu_count(), "results": results,
+                                 "index_matches_all_pairs_on_3000": int(np.array_equal(brute, indexed))})
     print(results)
 
 

@@ -11,20 +11,20 @@ import argparse
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from faceocc import detector_benchmark as bench
-from faceocc.atomic import write_bytes, write_json, write_text
+from faceocc.atomic import write_bytes, write_json, write_metrics, write_text
 from faceocc.benchmark import cpu_name
 from faceocc.detectors import DETECTORS
 from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import IMAGE_SUFFIXES, encode_png, load_rgb
 from faceocc.manifest import read_rows
-from stages._common import load_params, setup_logging, write_skipped
+from stages._common import data_root, load_params, setup_logging, write_skipped
 
 log = logging.getLogger("detectors")
 
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     p = load_params("detectors", DetectorsParams, args.params)
+    p = replace(p, mask_detection=str(data_root(p.mask_detection)), mtfl=str(data_root(p.mtfl)),
+                occlusion4=tuple(str(data_root(r)) for r in p.occlusion4))
     args.work.mkdir(parents=True, exist_ok=True)
     if not (Path(p.mask_detection) / "annotations").is_dir():
         write_skipped(args.metrics, args.out, "Face detectors", Path(p.mask_detection) / "annotations")
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                "min_precision": p.min_precision, "min_masked_found": p.min_masked_found,
                "min_face_px": p.finder.min_face_px, "iou": p.iou,
                "size_edges": list(p.size_edges), "cpu": cpu_name()}
-    write_json(args.metrics, figures)
+    write_metrics(args.metrics, figures)
     write_text(args.out, bench.markdown(figures))
     write_bytes(args.chart, encode_png(bench.chart(figures)))
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from faceocc.atomic import write_json, write_text
+from faceocc.atomic import write_metrics, write_text
 from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.voc import VocError, matched, parse_voc, size_bucket
-from stages._common import load_params, setup_logging, write_skipped
+from stages._common import data_root, load_params, setup_logging, write_skipped
 
 log = logging.getLogger("mask_detection_recall")
 TITLE = "The tool's face finder on the mask_detection set"
@@ -75,7 +75,7 @@ def measure(p: MaskDetectionRecallParams) -> dict:
                     found[run][key][0] += int(hit)
                     found[run][key][1] += 1
     return {"images": len(files), "detector": p.finder.detector.name, "threshold": p.finder.detector.threshold,
-            "min_face_px": p.finder.min_face_px, "unusable_files": problems, "reported_faces": reported[0],
+            "min_face_px": p.finder.min_face_px, "unusable_files": len(problems), "reported_faces": reported[0],
             "precision": round(reported[1] / reported[0], 4) if reported[0] else None, "dropped_boxes": dropped_boxes,
             "clipped_boxes": clipped_boxes, "second_pass_images": second_pass_images, "iou": p.iou,
             "recall": {run: {k: {"found": f, "boxes": n, "recall": round(f / n, 4)} for k, (f, n) in sorted(c.items())}
@@ -94,7 +94,7 @@ def markdown(figures: dict) -> str:
              f"A face is found when such a detection overlaps its box at IoU >= {figures['iou']:g}. The second "
              f"pass ran on the {figures['second_pass_images']} images where the first found no face. Of the "
              f"{figures['reported_faces']} faces reported (with the second pass), {figures['precision']:.1%} match an "
-             f"annotated box (unannotated real faces count against it). {len(figures['unusable_files'])} "
+             f"annotated box (unannotated real faces count against it). {figures['unusable_files']} "
              f"unusable files, {figures['dropped_boxes']} boxes dropped, {figures['clipped_boxes']} clipped to the "
              "image.", "",
              "| boxes | count | recall, first pass | recall, with second pass |", "|---|---|---|---|"]
@@ -110,11 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     p = load_params("mask_detection_recall", MaskDetectionRecallParams, args.params)
+    p = replace(p, root=str(data_root(p.root)))
     if not (Path(p.root) / "annotations").is_dir():
         write_skipped(args.metrics, args.out, TITLE, Path(p.root) / "annotations")
         return
     figures = measure(p)
-    write_json(args.metrics, figures)
+    write_metrics(args.metrics, figures)
     write_text(args.out, markdown(figures))
     log.info("recall with second pass: %s", {k: v["recall"] for k, v in figures["recall"]["with_second_pass"].items()
                                             if " " not in k})

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceocc import mtfl_eval, pose
-from faceocc.atomic import write_json, write_text
+from faceocc.atomic import write_metrics, write_text
 from faceocc.finder import FinderSettings
 from faceocc.manifest import read_rows
 from faceocc.mtfl_eval import MtflRun
@@ -29,7 +29,7 @@ from faceocc.pose_eval import (
     run_trials,
     synthetic_faces,
 )
-from stages._common import load_params, setup_logging
+from stages._common import data_root, load_params, setup_logging
 
 log = logging.getLogger("pose_benchmark")
 
@@ -104,10 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     best = choose_default(rows)
     if best != pose.DEFAULT_METHOD:
         log.warning("measured best method %s differs from faceocc.pose.DEFAULT_METHOD %s", best, pose.DEFAULT_METHOD)
-    mtfl_root = Path(p.mtfl)
+    mtfl_root = data_root(p.mtfl)
     run = MtflRun(limit=p.mtfl_images, yaw_edges=p.yaw_edges, masks=p.mtfl_masks, seed=p.seed)
     mtfl = mtfl_figures(mtfl_root, run, p.finder, p.threads) if (mtfl_root / "annotations.csv").exists() else None
-    write_json(args.metrics, {"synthetic": {f"{r['method']} @ {r['noise']:g}": {k: r[k] for k in (
+    write_metrics(args.metrics, {"synthetic": {f"{r['method']} @ {r['noise']:g}": {k: r[k] for k in (
         "mae", "median_worst_axis", "gross_failures", "no_solution")} for r in rows},
         "best_without_detected_chin": best, "default": pose.DEFAULT_METHOD, "methods": list(VARIANTS),
         "mtfl": mtfl})

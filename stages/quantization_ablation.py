@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from faceocc import quant_ablation as qa
-from faceocc.atomic import write_json, write_text
+from faceocc.atomic import write_metrics, write_text
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD
 from faceocc.benchmark import cpu_name
 from faceocc.calibration import calibration_ids, split_batch
@@ -149,9 +149,18 @@ def main(argv: list[str] | None = None) -> None:
     summary = json.loads(args.summary.read_text())
     figures = {"cpu": cpu_name(), "torch_threads_for_trials": 1, "backbones": backbones,
                "architectures": architectures, "targets": targets(backbones, summary, p.targets)}
-    write_json(args.out.with_suffix(".json"), figures)
+    write_metrics(args.out.with_suffix(".json"), keyed_by_name(figures))
     write_text(args.out, markdown(figures, p))
     log.info("wrote %s", args.out)
+
+
+def keyed_by_name(figures: dict) -> dict:
+    """The figures with each list of trials turned into a map by the trial's name: a metrics file holds numbers
+    only, and `dvc metrics diff` then names a row by its trial instead of by its place in a list."""
+    return {**figures,
+            "backbones": {b["backbone"]: {**b, "fx": {t["trial"]: t for t in b["fx"]},
+                                          "onnx": {t["trial"]: t for t in b["onnx"]}} for b in figures["backbones"]},
+            "architectures": {a["architecture"]: a for a in figures["architectures"]}}
 
 
 def targets(backbones: list[dict], summary: dict, t: Targets) -> dict:

@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceocc.atomic import write_json, write_text
+from faceocc.atomic import write_metrics, write_text
+from faceocc.benchmark import cpu_name
+from faceocc.metrics import read_evaluation
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("report")
@@ -30,14 +32,15 @@ class ReportParams:
     requirement: Requirement = field(default_factory=Requirement)
 
 
-def summarise(evaluations: list[dict]) -> dict:
-    """{backbone: {variant: {accuracy, macro_f1, recall: {class: r}, latency_ms_p50, size_mb, val_macro_f1}}},
-    plus out_of_domain: {accuracy, macro_f1, recall} where the split held a source out."""
+def summarise(evaluations: list[dict], req: Requirement) -> dict:
+    """{backbone: {variant: {accuracy, macro_f1, recall: {class: r}, size_mb, meets_requirement, val_macro_f1}}},
+    plus out_of_domain: {accuracy, macro_f1, recall} where the split held a source out. No timings: they change
+    each run, and reports/metrics.md has them."""
     summary: dict = {}
     for ev in sorted(evaluations, key=lambda e: (e["backbone"], e["variant"])):
         cell = {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
-                "recall": {c: v["recall"] for c, v in ev["per_class"].items()},
-                "latency_ms_p50": ev["latency_ms_p50"], "size_mb": ev["size_mb"]}
+                "recall": {c: v["recall"] for c, v in ev["per_class"].items()}, "size_mb": ev["size_mb"],
+                "meets_requirement": int(passes(ev, req))}
         if "val" in ev:
             cell["val_macro_f1"] = ev["val"]["macro_f1"]
         if "out_of_domain" in ev:
@@ -49,22 +52,22 @@ def summarise(evaluations: list[dict]) -> dict:
     return summary
 
 
-def passes(cell: dict, req: Requirement) -> bool:
-    return (cell["size_mb"] < req.max_size_mb and cell["accuracy"] > req.min_accuracy
-            and cell["latency_ms_p50"] < req.max_latency_ms)
+def passes(evaluation: dict, req: Requirement) -> bool:
+    return (evaluation["size_mb"] < req.max_size_mb and evaluation["accuracy"] > req.min_accuracy
+            and evaluation["latency_ms_p50"] < req.max_latency_ms)
 
 
-def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy: str) -> str:
+def markdown(summary: dict, evaluations: list[dict], req: Requirement) -> str:
     variants = sorted({v for b in summary.values() for v in b})
-    cpu = next((e["cpu"] for e in evaluations if e.get("cpu")), "unknown CPU")
+    latency = {(e["backbone"], e["variant"]): e["latency_ms_p50"] for e in evaluations}
     per_face = ("the crop and its mirror image in one batch of 2, the models averaging both views"
                 if any(e.get("views_per_face", 1) == 2 for e in evaluations) else "batch 1")
     lines = [
         "# Test-split results", "",
-        f"Data strategy: `{strategy}`. Cells: accuracy / latency per face ({per_face}, one thread, median) / model "
-        "size. "
+        f"Cells: accuracy / latency per face ({per_face}, one thread, median) / model size. "
         f"Requirement (the source document's): size < {req.max_size_mb:g} MB, accuracy > {req.min_accuracy:.0%}, "
-        f"latency < {req.max_latency_ms:g} ms. Latency measured on {cpu}.", "",
+        f"latency < {req.max_latency_ms:g} ms. Latency measured on {cpu_name()} (the evaluate stages log theirs).",
+        "",
         "| backbone | " + " | ".join(variants) + " | macro-F1 | meets requirement |",
         "|---|" + "---|" * len(variants) + "---|---|",
     ]
@@ -73,9 +76,9 @@ def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy:
         for v in variants:
             c = by_variant.get(v)
             cells.append("—" if c is None else
-                         f"{c['accuracy']:.1%} / {c['latency_ms_p50']:.2f} ms / {c['size_mb']:.1f} MB")
+                         f"{c['accuracy']:.1%} / {latency[backbone, v]:.2f} ms / {c['size_mb']:.1f} MB")
         f1 = " / ".join(f"{by_variant[v]['macro_f1']:.3f}" for v in variants if v in by_variant)
-        ok = [v for v in variants if v in by_variant and passes(by_variant[v], req)]
+        ok = [v for v in variants if v in by_variant and by_variant[v]["meets_requirement"]]
         lines.append(f"| {backbone} | " + " | ".join(cells) + f" | {f1} | {', '.join(ok) or 'none'} |")
     pairs = [(base, int8) for base, int8 in INT8_VARIANT_OF.items()
              if any(base in b and int8 in b for b in summary.values())]
@@ -91,7 +94,7 @@ def markdown(summary: dict, evaluations: list[dict], req: Requirement, strategy:
                 a, b = by_variant.get(base), by_variant.get(int8)
                 cells.append("—" if a is None or b is None else
                              f"{a['accuracy']:.1%} → {b['accuracy']:.1%} ({(b['accuracy'] - a['accuracy']) * 100:+.1f} pt)"
-                             f" / {_ratio(b['latency_ms_p50'], a['latency_ms_p50'])} / "
+                             f" / {_ratio(latency[backbone, int8], latency[backbone, base])} / "
                              f"{_ratio(b['size_mb'], a['size_mb'])}")
             lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
     ood_cells = [(b, v, c) for b, by_variant in summary.items() for v, c in by_variant.items()
@@ -129,19 +132,18 @@ def _ratio(new: float, old: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--evaluations", required=True, type=Path, nargs="+", help="evaluate metrics.json files")
-    parser.add_argument("--balance-metrics", required=True, type=Path, help="reports/balance.json (the strategy)")
+    parser.add_argument("--evaluations", required=True, type=Path, nargs="+",
+                        help="evaluate metrics.json files (each read with the speed.json beside it)")
     parser.add_argument("--summary", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("report", ReportParams, args.params)
-    evaluations = [json.loads(p.read_text()) for p in args.evaluations]
-    summary = summarise(evaluations)
-    strategy = json.loads(args.balance_metrics.read_text()).get("strategy", "?")
-    write_json(args.summary, summary)
-    write_text(args.table, markdown(summary, evaluations, params.requirement, strategy))
+    evaluations = [read_evaluation(p) for p in args.evaluations]
+    summary = summarise(evaluations, params.requirement)
+    write_metrics(args.summary, summary)
+    write_text(args.table, markdown(summary, evaluations, params.requirement))
     log.info("wrote %s and %s", args.summary, args.table)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from faceocc.acquire import (
     rof_jobs,
     store_jobs,
 )
-from faceocc.atomic import atomic_path, remove_stale_temps, write_json
+from faceocc.atomic import atomic_path, remove_stale_temps, write_metrics
 from faceocc.demo import DemoConfig, build_demo
 from faceocc.downloads import DownloadCache, download_images
 from faceocc.gallery import CrawlLimits, GalleryStart
@@ -38,7 +39,7 @@ from faceocc.sources import (
 )
 from faceocc.tasks import HasTask, TaskName, task_named
 from faceocc.web import Fetcher, WebConfig
-from stages._common import load_params, refuse, setup_logging
+from stages._common import data_root, load_params, refuse, setup_logging
 
 log = logging.getLogger("scrape")
 
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
         elif params.source == "folder":
             if not params.folder.roots:
                 refuse("scrape.folder.roots is empty: name at least one folder of <label>/ sub-folders")
+            for root in params.folder.roots:
+                if not data_root(root).is_dir():
+                    refuse(f"scrape.folder.roots: {root} is not a directory (looked for {data_root(root).resolve()})")
             grouping = scrape_folders(params, store)
         else:
             source_rows = scrape_web(params, store, args.cache)
@@ -111,10 +115,10 @@ def main(argv: list[str] | None = None) -> None:
 
     outcomes = Counter(r["outcome"] for r in store.rows)
     stored = Counter(r["label"] for r in store.rows if r["outcome"] == "ok")
-    write_json(args.metrics, {"source": params.source, "files": len(store.rows), "outcomes": dict(outcomes),
-                              "sources_read": dict(Counter(f"{r['kind']}:{r['outcome']}" for r in source_rows)),
-                              "stored_per_label": {c: stored.get(c, 0) for c in params.classes},
-                              **({"grouping": grouping} if grouping else {})})
+    write_metrics(args.metrics, {"files": len(store.rows), "outcomes": dict(outcomes),
+                                 "sources_read": dict(Counter(f"{r['kind']}:{r['outcome']}" for r in source_rows)),
+                                 "stored_per_label": {c: stored.get(c, 0) for c in params.classes},
+                                 **({"grouping": grouping} if grouping else {})})
     log.info("%d items: %s; stored per label: %s", len(store.rows), dict(outcomes), dict(stored))
 
 
@@ -124,8 +128,9 @@ def scrape_folders(params: ScrapeParams, store: RawStore) -> dict:
     (mask_worn_incorrectly -> mask_weared_incorrect). Returns {root: what grouped its items} for the metrics."""
     task = task_named(params.task)
     grouping = {}
-    for root in params.folder.roots:
-        name = Path(root).name
+    for written in params.folder.roots:
+        root, first_row = data_root(written), len(store.rows)
+        name = root.name
         if is_voc_root(root):
             log.info("%s: PascalVOC annotations, one item per annotated face", root)
             series = {}
@@ -148,7 +153,19 @@ def scrape_folders(params: ScrapeParams, store: RawStore) -> dict:
             files = [(task.label_of(label) if label else "", path, problem)
                      for label, path, problem in list_folder([root])]
             store_folder(store, tqdm(files, desc=f"scrape (folder {name})", unit="file"), crops, params.max_pixels)
+        show_as_written(store.rows[first_row:], str(root), str(Path(written)))
     return grouping
+
+
+def show_as_written(rows: list[dict], read_from: str, written: str) -> None:
+    """Name the files of a data root read from elsewhere (a queued experiment's, data_root) under the root as
+    params.yaml writes it, so that the manifest is the same wherever the stage ran."""
+    if read_from == written:
+        return
+    for row in rows:
+        if row["origin"].startswith(read_from):
+            row["origin"] = written + row["origin"][len(read_from):]
+        row["detail"] = row["detail"].replace(read_from + os.sep, written + os.sep)
 
 
 def scrape_demo(config: DemoConfig, store: RawStore) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceocc.atomic import stage_output, write_json
+from faceocc.atomic import stage_output, write_metrics
 from faceocc.dedup import hamming, near_pairs
 from faceocc.manifest import read_rows, write_rows
 from faceocc.splitting import (
@@ -91,15 +91,14 @@ def main(argv: list[str] | None = None) -> None:
         write_rows(tmp / "split.csv", rows, SPLIT_COLUMNS)
     names = SPLITS + ((OUT_OF_DOMAIN,) if params.out_of_domain else ())
     counts = {s: Counter(r["label"] for r in rows if r["split"] == s) for s in names}
-    write_json(args.metrics, {
+    write_metrics(args.metrics, {
         "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in names},
         "totals": {s: sum(counts[s].values()) for s in names}, "groups": len(set(groups)),
-        "out_of_domain_patterns": list(params.out_of_domain), "train_only_patterns": list(params.train_only),
         "train_only_items": sum(g in train_only for g in groups),
         "cross_split_near_duplicates": cross, "near_duplicate_pairs_within_splits": len(pairs) - cross,
         "cross_split_pairs_within_twice_the_threshold": loose_cross,
         "cross_split_shared_sources": shared["source_id"], "cross_split_shared_identities": shared["identity"],
-        "near_duplicate_definition": near})
+        "near_duplicate_max_distance": near["max_distance"]})
     log.info("%s; %d groups; cross-split near-duplicate pairs: %d",
              {s: dict(counts[s]) for s in names}, len(set(groups)), cross)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from faceocc.annotate import draw_predictions
-from faceocc.atomic import write_bytes, write_json
+from faceocc.atomic import write_bytes, write_metrics
 from faceocc.benchmark import cpu_name
 from faceocc.classifier import Classifier
 from faceocc.cropping import CropGeometry, crop_face
@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> None:
                      "meets_min_fps": bool(summary["fps"] and summary["fps"] >= p.min_fps)})
         log.info("detect every %d: %.1f frames/s, %d of %d frames with all %d faces", every, summary["fps"],
                  runs[-1]["frames_with_all_faces"], len(clip), len(tiles))
-    write_json(args.metrics, {"cpu": cpu_name(), "threads": p.threads, "model": str(args.model),
-                              "variant": predictor.classifier.card.variant, "frame_size": [p.width, p.height],
-                              "faces_per_frame": len(tiles), "min_fps": p.min_fps, "runs": runs})
+    log.info("%s (%s) on %s", args.model, predictor.classifier.card.variant, cpu_name())
+    write_metrics(args.metrics, {"threads": p.threads, "frame_size": [p.width, p.height],
+                                 "faces_per_frame": len(tiles), "min_fps": p.min_fps, "runs": runs})
     if picture is not None:
         write_bytes(args.frame, encode_png(picture))
 

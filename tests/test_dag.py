@@ -2,6 +2,7 @@
 
 import ast
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,52 @@ def test_top_level_plots_name_committed_files():
     assert len(paths) >= 12
     for path in paths:
         assert (ROOT / path).is_file(), path
+
+
+def _paths_outside_the_project(value) -> set[str]:
+    """Every string in a params section that names a path beside the project (../...)."""
+    if isinstance(value, dict):
+        return set().union(*map(_paths_outside_the_project, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(_paths_outside_the_project, value))
+    return {value} if isinstance(value, str) and value.startswith("../") else set()
+
+
+@pytest.mark.parametrize("name", [n for n in DVC if n != "scrape"])
+def test_a_stage_that_reads_data_beside_the_project_declares_it(name):
+    # scrape reads its folder roots into data/scrape, whose hash the later stages follow; its roots are params
+    read = _paths_outside_the_project(PARAMS[name])
+    assert read <= set(DVC[name]["deps"]), f"{name} reads {sorted(read - set(DVC[name]['deps']))} undeclared"
+
+
+def test_the_makefile_leaves_out_exactly_the_stages_that_need_shared_data():
+    # without ../shared, `make repro` runs every other stage: DVC would stop at a missing declared folder
+    needs_shared = {n for n, s in DVC.items() if any(str(d).startswith("../") for d in s.get("deps", []))}
+    line = next(ln for ln in (ROOT / "Makefile").read_text().splitlines() if ln.startswith("REAL_DATA_STAGES"))
+    assert set(line.split(":=")[1].split()) == needs_shared == {"pose_benchmark", "detectors", "mask_detection_recall"}
+    for name in needs_shared:  # what DVC does not delete before a run: the committed figures survive a refusal
+        outs = [o for key in ("outs", "metrics") for o in DVC[name].get(key, [])]
+        assert all(next(iter(o.values())).get("persist") for o in outs), name
+
+
+def _metrics_files() -> list[Path]:
+    """Every metrics file dvc.yaml declares, a matrix stage's once per item."""
+    files = []
+    for stage in DVC.values():
+        for entry in stage.get("metrics", []):
+            names = [str(next(iter(entry)) if isinstance(entry, dict) else entry)]
+            for key, values in stage.get("matrix", {}).items():
+                names = [n.replace(f"${{item.{key}}}", str(v)) for n in names for v in values]
+            files += [ROOT / n for n in names]
+    return files
+
+
+def test_every_metrics_file_holds_numbers_only():
+    # `dvc metrics show / diff` list figures: names, the CPU and settings live in the stages' reports and params
+    from faceocc.atomic import numbers_only
+
+    files = _metrics_files()
+    assert len(files) > 20
+    for file in files:
+        figures = json.loads(file.read_text())
+        assert numbers_only(figures) == figures, f"{file.relative_to(ROOT)} holds a string or a boolean"

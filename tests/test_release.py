@@ -23,13 +23,13 @@ def test_a_held_out_source_leaves_train_val_and_test_with_its_whole_group(tmp_pa
     assert rows[f"{2:016x}"]["split"] == "ood"  # same person as entry 3: the identity group goes with it
     assert {r["split"] for s, r in rows.items() if s not in held | {f"{2:016x}"}} <= {"train", "val", "test"}
     assert metrics["totals"]["ood"] == 4 and metrics["counts"]["ood"]["masked"] == 1
-    assert metrics["out_of_domain_patterns"] == ["other__*"] and metrics["cross_split_shared_identities"] == 0
+    assert metrics["cross_split_shared_identities"] == 0
 
 
 def test_without_a_pattern_nothing_is_held_out(tmp_path):
     make_crops(tmp_path)
     metrics = run_stages(tmp_path)["split"]
-    assert "ood" not in metrics["totals"] and metrics["out_of_domain_patterns"] == []
+    assert "ood" not in metrics["totals"]
 
 
 def _evaluation(backbone, val_f1, latency, size, test_accuracy=0.9, variant="onnx_int8"):

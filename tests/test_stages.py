@@ -2,6 +2,9 @@
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,9 @@ from PIL import Image
 
 from faceocc.manifest import read_rows
 from stages import crop, scrape
+from stages._common import data_root
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_params(path, **sections):
@@ -86,7 +92,8 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
 
     (tmp_path / ".crop.killed.tmp" / "crop").mkdir(parents=True)  # what a SIGKILLed crop run leaves
     crop.main(["--raw", str(raw), "--out", str(crops), "--metrics", str(tmp_path / "crop.json"),
-               "--samples", str(tmp_path / "samples.png"), "--params", params])
+               "--samples", str(tmp_path / "samples.png"), "--misses", str(tmp_path / "misses.png"),
+               "--params", params])
     assert not (tmp_path / ".crop.killed.tmp").exists()
     outcomes = {r["file"].split("/")[-1]: r["outcome"] for r in read_rows(crops / "outcomes.csv")}
     stored = {r["file"].split("/")[-1]: r["origin"].split("/")[-1] for r in rows if r["file"]}
@@ -110,6 +117,10 @@ def test_folder_scrape_then_crop_gives_every_file_an_outcome(tmp_path, labelled_
                                                          "detect_error": 0}
     assert metrics["by_label"]["masked"]["detection_rate_after_second_pass"] == 1.0  # 4 of 4 decodable
     assert Image.open(tmp_path / "samples.png").size[0] > 0
+    # the gallery of misses: the two photos without a face (scene.jpg, tiny.png), not the corrupt one
+    misses = np.asarray(Image.open(tmp_path / "misses.png").convert("RGB"))
+    tiles = [misses[24:136, i * 112:(i + 1) * 112] for i in range(3)]
+    assert misses.shape[0] == 24 + 112 + 14 and [bool((t < 250).any()) for t in tiles] == [True, True, False]
     # a second run writes the same metrics byte for byte (no throughput or machine facts), so a re-run of
     # the DAG leaves dvc.lock and the committed reports alone
     crop.main(["--raw", str(raw), "--out", str(tmp_path / "crops_again"), "--metrics",
@@ -146,8 +157,33 @@ def test_a_typo_in_params_fails_naming_the_key(tmp_path, capsys):
     assert "scrape: unknown key(s) ['sorce']" in capsys.readouterr().err
 
 
-def test_missing_folder_root_is_reported(tmp_path):
+def test_a_missing_folder_root_ends_the_scrape_with_one_line_naming_it(tmp_path, capsys):
     params = write_params(tmp_path / "params.yaml",
                           scrape={"source": "folder", "folder": {"roots": [str(tmp_path / "nowhere")]}})
-    with pytest.raises(FileNotFoundError, match="nowhere is not a directory"):
+    with pytest.raises(SystemExit) as stopped:
         run_scrape(str(tmp_path / "o"), str(tmp_path / "m.json"), params, tmp_path)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"scrape.folder.roots: {tmp_path / 'nowhere'} is not a directory")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_root_outside_the_project_is_read_from_the_project_dvc_names(tmp_path, monkeypatch):
+    """A queued experiment runs in a copy under .dvc/tmp/exps; DVC_ROOT names the project it was queued from."""
+    copy = tmp_path / "project" / ".dvc" / "tmp" / "exps" / "standalone" / "tmp1"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "project"))
+    assert (copy / data_root("../shared/photos")).resolve() == tmp_path / "shared" / "photos"
+    assert data_root("data/own") == Path("data/own")  # inside the project: the experiment's own copy
+    assert data_root(tmp_path / "abs") == tmp_path / "abs"
+    monkeypatch.delenv("DVC_ROOT")
+    assert data_root("../shared/photos") == Path("../shared/photos")  # run by hand: the working directory
+
+
+def test_stage_logs_keep_named_info_and_drop_info_third_parties_put_on_the_root_logger():
+    script = ("import logging; from stages._common import setup_logging; setup_logging(); "
+              "logging.info('Quantization parameters for tensor x'); logging.getLogger('train').info('epoch 1'); "
+              "logging.warning('a warning on the root logger')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines() == ["INFO train: epoch 1", "WARNING root: a warning on the root logger"]

@@ -11,13 +11,17 @@ import pytest
 import skimage.data
 import torch
 import yaml
+from PIL import Image
 from test_data_quality import make_crops, run_stages
 
+from faceocc.atomic import numbers_only
+from faceocc.benchmark import cpu_name
 from faceocc.finder import FinderSettings
 from faceocc import backbones
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, build, lukemelas_to_timm
 from faceocc.classifier import Classifier, ModelCard
-from faceocc.metrics import summary
+from faceocc.manifest import read_rows
+from faceocc.metrics import class_curves, summary
 from stages import evaluate, export_onnx, quantization_ablation, quantize_fx, quantize_onnx, report, train
 
 IMAGENET_CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -111,12 +115,25 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     assert live_metrics["best_epoch"] == card.best_epoch and live_metrics["val_macro_f1"] == card.val_macro_f1
     assert live_metrics["epochs_run"] == 2
 
+    # the evaluations laid out as the DAG lays them out: reports/eval/<backbone>/<variant>/
     evaluate.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
-                   f"{r}/eval", "--params", f"{r}/params.yaml"])
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+                   f"{r}/eval/mobilenet_v2/fp32", "--params", f"{r}/params.yaml"])
+    metrics = json.loads((tmp_path / "eval" / "mobilenet_v2" / "fp32" / "metrics.json").read_text())
+    speed = json.loads((tmp_path / "eval" / "mobilenet_v2" / "fp32" / "speed.json").read_text())
+    assert numbers_only(metrics) == metrics  # numbers only: no names, no CPU
     test_rows = [row for row in (tmp_path / "split" / "split.csv").read_text().splitlines()[1:] if ",test," in row]
     assert metrics["test_images"] == len(test_rows) == sum(map(sum, metrics["confusion"]))
-    assert metrics["latency_runs"] == 10 and metrics["size_mb"] > 8
+    folder = tmp_path / "eval" / "mobilenet_v2" / "fp32"
+    pr = read_rows(folder / "pr.csv")  # each class against the rest, for DVC's by_class template
+    with_positives = {c for c, v in metrics["per_class"].items() if v["support"]}
+    assert {r["class"] for r in pr} == with_positives == {r["class"] for r in read_rows(folder / "roc.csv")}
+    assert all(0 <= metrics["per_class"][c]["average_precision"] <= 1 for c in with_positives)
+    wrong = metrics["test_images"] - round(metrics["accuracy"] * metrics["test_images"])
+    errors = np.asarray(Image.open(folder / "errors.png"))  # one captioned tile per crop it got wrong
+    assert errors.shape[0] == 24 + max(1, -(-wrong // 10)) * (112 + 14)
+    assert Image.open(folder / "curves.png").size[0] > 600
+    assert speed["latency_runs"] == 10 and speed["latency_ms_p50"] > 0 and metrics["size_mb"] > 8
+    assert "latency_ms_p50" not in metrics  # a timing, in speed.json only
     split_of = [row.split(",")[5] for row in (tmp_path / "split" / "split.csv").read_text().splitlines()[1:]]
     assert metrics["val"]["images"] == split_of.count("val") > 0 and 0 <= metrics["val"]["macro_f1"] <= 1
     ood = metrics["out_of_domain"]  # the held-out source, scored on its own
@@ -131,9 +148,9 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     int8_size = (tmp_path / "int8" / "model.onnx").stat().st_size
     assert int8_size < 0.4 * (tmp_path / "onnx" / "model.onnx").stat().st_size  # INT8 weights: about a quarter
     evaluate.main(["--model", f"{r}/int8", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
-                   f"{r}/eval_int8", "--params", f"{r}/params.yaml"])
-    int8_metrics = json.loads((tmp_path / "eval_int8" / "metrics.json").read_text())
-    assert int8_metrics["variant"] == "onnx_int8" and int8_metrics["test_images"] == metrics["test_images"]
+                   f"{r}/eval/mobilenet_v2/onnx_int8", "--params", f"{r}/params.yaml"])
+    int8_metrics = json.loads((tmp_path / "eval" / "mobilenet_v2" / "onnx_int8" / "metrics.json").read_text())
+    assert int8_metrics["test_images"] == metrics["test_images"]
     fp32, int8 = Classifier.load(tmp_path / "onnx"), Classifier.load(tmp_path / "int8")
     crops = [np.full((112, 112, 3), v, np.uint8) for v in (0, 90, 200)]
     assert np.allclose(fp32.predict_proba(crops), Classifier.load(tmp_path / "model_a").predict_proba(crops), atol=1e-4)
@@ -151,17 +168,16 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     assert (tmp_path / "fx" / "model_fx_int8.pt").stat().st_size < 0.4 * (tmp_path / "model_a" / "model.safetensors").stat().st_size
     assert Classifier.load(tmp_path / "fx").predict_proba(crops).shape == (3, 4)
     evaluate.main(["--model", f"{r}/fx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
-                   f"{r}/eval_fx", "--params", f"{r}/params.yaml"])
-    assert json.loads((tmp_path / "eval_fx" / "metrics.json").read_text())["variant"] == "fx_int8"
+                   f"{r}/eval/mobilenet_v2/fx_int8", "--params", f"{r}/params.yaml"])
+    assert json.loads((tmp_path / "eval" / "mobilenet_v2" / "fx_int8" / "metrics.json").read_text())["test_images"]
 
     # the ablation report over the four variants, laid out as the DAG lays them out
     import shutil
 
     for variant, folder in (("fp32", "model_a"), ("fx_int8", "fx"), ("onnx_fp32", "onnx"), ("onnx_int8", "int8")):
         shutil.copytree(tmp_path / folder, tmp_path / "models" / variant / "mobilenet_v2")
-    (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
-    report.main(["--evaluations", *(f"{r}/{e}/metrics.json" for e in ("eval", "eval_fx", "eval_int8")),
-                 "--balance-metrics", f"{r}/balance.json", "--summary", f"{r}/summary.json",
+    report.main(["--evaluations", *(f"{r}/eval/mobilenet_v2/{v}/metrics.json" for v in ("fp32", "fx_int8", "onnx_int8")),
+                 "--summary", f"{r}/summary.json",
                  "--table", f"{r}/metrics.md", "--params", f"{r}/params.yaml"])
     params["quantization_ablation"] = {"backbones": ["mobilenet_v2"], "calibration_sizes": [1, 16], "methods": [],
                                        "engines": ["x86"], "threads": [1], "latency_runs": 4, "rounds": 2,
@@ -171,16 +187,17 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
                                 "--summary", f"{r}/summary.json", "--out", f"{r}/quantization.md",
                                 "--params", f"{r}/params.yaml"])
     figures = json.loads((tmp_path / "quantization.json").read_text())
-    trials = [row["trial"] for row in figures["backbones"][0]["onnx"]]
-    assert trials == ["baseline", "per-tensor weights", "QInt8 activations", "ORT defaults (per-tensor, QInt8)",
-                      "dynamic (weights only)", "calibration 1"]
-    assert [row["trial"] for row in figures["backbones"][0]["fx"]] == [
-        "onednn", "onednn, per-tensor weights", "x86", "calibration 1"]
+    assert set(figures["backbones"]["mobilenet_v2"]["onnx"]) == {
+        "baseline", "per-tensor weights", "QInt8 activations", "ORT defaults (per-tensor, QInt8)",
+        "dynamic (weights only)", "calibration 1"}
+    assert set(figures["backbones"]["mobilenet_v2"]["fx"]) == {
+        "onednn", "onednn, per-tensor weights", "x86", "calibration 1"}
     target = figures["targets"]["mobilenet_v2"]
     assert target["onnx_int8"]["latency_ratio"] > 0 and target["fx_int8"]["ratio_target"] == 0.8
-    b0, lite0 = figures["architectures"]
+    b0, lite0 = figures["architectures"]["efficientnet_b0"], figures["architectures"]["efficientnet_lite0"]
     assert b0["fx_dequantize_boundaries"] > lite0["fx_dequantize_boundaries"]  # SiLU and SE gates leave INT8
     assert b0["onnx_ops"]["QUInt8"]["float_ops"] > lite0["onnx_ops"]["QUInt8"]["float_ops"]
+    assert numbers_only(figures) == figures
     text = (tmp_path / "quantization.md").read_text()
     assert "## Targets (deployed models)" in text and "EfficientNet-B0 vs Lite0" in text
     assert "before and after int8" in (tmp_path / "metrics.md").read_text().lower()
@@ -193,9 +210,8 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     shutil.copytree(tmp_path / "models", work / "models")
     shutil.copytree(tmp_path / "split", work / "data" / "split")
     shutil.copytree(tmp_path / "scrape", work / "data" / "scrape")
-    for variant, folder in (("fp32", "eval"), ("fx_int8", "eval_fx"), ("onnx_int8", "eval_int8")):
-        shutil.copytree(tmp_path / folder, work / "reports" / "eval" / "mobilenet_v2" / variant)
-    (work / "reports" / "balance.json").write_text(json.dumps({"strategy": "oversample", "counts": {"face": 9}}))
+    shutil.copytree(tmp_path / "eval", work / "reports" / "eval")
+    (work / "reports" / "balance.json").write_text(json.dumps({"counts": {"face": 9}}))
     for name in ("scrape", "crop"):
         (work / "reports" / f"{name}.json").write_text("{}")
     shutil.copy(tmp_path / "metrics.md", work / "reports" / "metrics.md")
@@ -218,18 +234,22 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
 def _evaluation(backbone, accuracy, latency, size):
     return {"backbone": backbone, "variant": "fp32", "accuracy": accuracy, "macro_f1": accuracy - 0.01,
             "per_class": {c: {"recall": accuracy} for c in ("face", "masked")}, "latency_ms_p50": latency,
-            "size_mb": size, "cpu": "Test CPU"}
+            "size_mb": size}
 
 
 def _run_report(tmp_path, evaluations):
-    """The report stage over evaluate-style metrics files; writes summary.json and metrics.md in tmp_path."""
+    """The report stage over evaluate-style files (eval/<backbone>/<variant>/metrics.json and speed.json);
+    writes summary.json and metrics.md in tmp_path."""
     paths = []
-    for i, e in enumerate(evaluations):
-        paths.append(tmp_path / f"{i}.json")
-        paths[-1].write_text(json.dumps(e))
-    (tmp_path / "balance.json").write_text(json.dumps({"strategy": "oversample"}))
+    for e in evaluations:
+        folder = tmp_path / "eval" / e["backbone"] / e["variant"]
+        folder.mkdir(parents=True)
+        figures = {k: v for k, v in e.items() if k not in ("backbone", "variant", "latency_ms_p50")}
+        (folder / "metrics.json").write_text(json.dumps(figures))
+        (folder / "speed.json").write_text(json.dumps({"latency_ms_p50": e["latency_ms_p50"]}))
+        paths.append(folder / "metrics.json")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {}}))
-    report.main(["--evaluations", *map(str, paths), "--balance-metrics", str(tmp_path / "balance.json"),
+    report.main(["--evaluations", *map(str, paths),
                  "--summary", str(tmp_path / "summary.json"), "--table", str(tmp_path / "metrics.md"),
                  "--params", str(tmp_path / "params.yaml")])
 
@@ -239,14 +259,15 @@ def test_report_table_marks_which_variants_meet_the_requirement(tmp_path):
                    _evaluation("efficientnet_lite0", 0.88, 4.0, 13.7)]
     _run_report(tmp_path, evaluations)
     summary_json = json.loads((tmp_path / "summary.json").read_text())
-    assert summary_json["mobilenet_v2"]["fp32"] == {"accuracy": 0.95, "macro_f1": 0.94, "latency_ms_p50": 3.2,
+    assert summary_json["mobilenet_v2"]["fp32"] == {"accuracy": 0.95, "macro_f1": 0.94, "meets_requirement": 1,
                                                     "size_mb": 9.1, "recall": {"face": 0.95, "masked": 0.95}}
+    assert summary_json["resnet18"]["fp32"]["meets_requirement"] == 0
     table = (tmp_path / "metrics.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and " MB" in line}
     assert rows["mobilenet_v2"].rstrip(" |").endswith("fp32")           # small, fast and accurate
     assert rows["resnet18"].rstrip(" |").endswith("none")               # too slow and too big
     assert rows["efficientnet_lite0"].rstrip(" |").endswith("none")     # not accurate enough
-    assert "95.0% / 3.20 ms / 9.1 MB" in rows["mobilenet_v2"] and "Test CPU" in table
+    assert "95.0% / 3.20 ms / 9.1 MB" in rows["mobilenet_v2"] and f"Latency measured on {cpu_name()}" in table
 
 
 def test_report_sets_each_int8_variant_beside_the_fp32_it_came_from(tmp_path):
@@ -260,11 +281,12 @@ def test_report_sets_each_int8_variant_beside_the_fp32_it_came_from(tmp_path):
 
 
 def _rev(name, strategy, accuracy, stamp):
-    summary = {"mobilenet_v2": {"fp32": {"accuracy": accuracy, "macro_f1": accuracy, "recall": {},
-                                         "latency_ms_p50": 3.0, "size_mb": 9.1}}}
+    """One revision as `dvc exp show --json` gives it: the summary without timings, latency in speed.json."""
+    summary = {"mobilenet_v2": {"fp32": {"accuracy": accuracy, "macro_f1": accuracy, "recall": {}, "size_mb": 9.1}}}
     return {"rev": name * 4, "name": name, "data": {
         "timestamp": stamp, "params": {"params.yaml": {"data": {"balance": {"strategy": strategy}}}},
-        "metrics": {"reports/summary.json": {"data": summary}}}}
+        "metrics": {"reports/summary.json": {"data": summary},
+                    "reports/eval/mobilenet_v2/fp32/speed.json": {"data": {"latency_ms_p50": 3.0}}}}}
 
 
 def test_strategy_table_lays_experiments_side_by_side():
@@ -337,7 +359,7 @@ def test_a_mirror_averaging_model_predicts_the_mean_of_both_views_in_every_varia
         assert np.allclose(both, (plain + flipped) / 2, atol=1e-5)
     evaluate.main(["--model", f"{r}/onnx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out", f"{r}/eval",
                    "--params", f"{r}/params.yaml"])
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["views_per_face"] == 2
+    assert json.loads((tmp_path / "eval" / "speed.json").read_text())["views_per_face"] == 2
 
 
 def test_an_attribute_head_gives_each_class_the_product_of_its_attributes_probabilities():
@@ -423,3 +445,17 @@ def test_strategy_table_takes_no_figures_from_older_commits_or_experiments_that_
     assert skipped == {"lr-and-none": "also changes train.common.lr",
                        "old": "based on old, not on the newest commit",
                        "old-under": "based on old, not on the newest commit"}
+
+
+def test_class_curves_score_each_class_against_the_rest_and_skip_a_class_without_positives():
+    y_true = np.array([0, 0, 1, 1, 0])
+    probabilities = np.array([[0.9, 0.1, 0], [0.4, 0.6, 0], [0.3, 0.7, 0], [0.2, 0.8, 0], [0.6, 0.4, 0]])
+    curves = class_curves(y_true, probabilities, ("face", "masked", "sunglasses"))
+    assert set(curves["areas"]) == {"face", "masked"}  # no sunglasses face: no curve, no area
+    # masked: its two faces score 0.7 and 0.8, above every other but one face at 0.6
+    assert curves["areas"]["masked"] == {"average_precision": 1.0, "roc_auc": 1.0}
+    assert curves["areas"]["face"]["roc_auc"] == 1.0
+    masked_pr = [(r["recall"], r["precision"]) for r in curves["pr"] if r["class"] == "masked"]
+    assert masked_pr[0] == (0.0, 1.0) and masked_pr[-1][0] == 1.0  # left to right
+    roc = [(r["fpr"], r["tpr"]) for r in curves["roc"] if r["class"] == "face"]
+    assert roc[0] == (0.0, 0.0) and roc[-1] == (1.0, 1.0)
