@@ -58,7 +58,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 release: $(STAMP)
-	$(PY) -m faceocc.release --task $(TASK) --data $(DATA) $(if $(HOLDOUT),--holdout '$(HOLDOUT)')
+	$(PY) -m tools.release --task $(TASK) --data $(DATA) $(if $(HOLDOUT),--holdout '$(HOLDOUT)')
 
 clean-venv:
 	rm -rf $(VENV)

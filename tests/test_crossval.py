@@ -1,4 +1,4 @@
-"""Cross-validation over train + val (`python -m faceocc.crossval`): folds, settings, the decision-rule fit, and
+"""Cross-validation over train + val (`python -m tools.crossval`): folds, settings, the decision-rule fit, and
 a small run end to end."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import yaml
 from test_data_quality import make_crops, run_stages
 
-from faceocc import crossval
+from tools import crossval
 from faceocc.finder import FinderSettings
 from faceocc.manifest import read_rows
 

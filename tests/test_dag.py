@@ -184,3 +184,14 @@ def test_every_metrics_file_holds_numbers_only():
     for file in files:
         figures = json.loads(file.read_text())
         assert numbers_only(figures) == figures, f"{file.relative_to(ROOT)} holds a string or a boolean"
+
+
+def test_the_library_imports_neither_the_stages_nor_the_tools():
+    # faceocc/ is what the stages and the command call; stages/ and tools/ sit on top of it, never under it
+    offenders = []
+    for path in sorted((ROOT / "faceocc").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("stages", "tools")]
+    assert offenders == []

@@ -3,7 +3,7 @@
 import datetime
 import subprocess
 
-from faceocc import release
+from tools import release
 from faceocc.cli import main
 from faceocc.provenance import provenance, source_commit, version
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from test_data_quality import make_crops, run_stages
 
-from faceocc import release
+from tools import release
 from faceocc.manifest import read_rows
 
 REQUIREMENT = {"max_size_mb": 15.0, "min_accuracy": 0.9, "max_latency_ms": 6.0}

@@ -19,7 +19,7 @@ from faceocc.annotate import colour_of, draw_predictions
 from faceocc.end_to_end import annotated_test_faces, score_photos
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows
-from faceocc.release import markdown, release_params
+from tools.release import markdown, release_params
 from faceocc.splitting import (
     OUT_OF_DOMAIN,
     assign_splits,
@@ -294,7 +294,7 @@ def test_a_mask_wearing_release_readme_says_how_to_use_it_and_shows_the_end_to_e
     assert "## End to end on the test photos" in text and "| mask_weared_incorrect | 10 | 7 | 6 | 0.600 | 0.857 |" in text
     assert "(mtcnn at 0.9, faces >= 20 px)" in text and "beside the card's" not in text  # before the finder
     from faceocc.finder import FinderSettings
-    from faceocc.release import FORMER_FINDER
+    from tools.release import FORMER_FINDER
 
     former = {**e2e, "found": 12, "right": 11, "finder": FORMER_FINDER.to_dict()}
     record["end_to_end"] = {**e2e, "finder": FinderSettings().to_dict(), "beside": former}
@@ -310,7 +310,7 @@ def test_a_release_is_rescored_end_to_end_with_both_finders_only_on_its_own_test
     from faceocc.classifier import CARD_FILE
     from faceocc.finder import FinderSettings
     from faceocc.manifest import write_rows
-    from faceocc.release import FORMER_FINDER, rescore_end_to_end
+    from tools.release import FORMER_FINDER, rescore_end_to_end
 
     voc, _ = mask_sources
     xml = str(voc / "annotations" / "crowd.xml")

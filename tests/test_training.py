@@ -204,7 +204,7 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     assert "## Out-of-domain check" in (tmp_path / "metrics.md").read_text()
 
     # `make release` from a workspace laid out as the DAG lays it out: a loadable model directory and its card
-    from faceocc import release
+    from tools import release
 
     work = tmp_path / "workspace"
     shutil.copytree(tmp_path / "models", work / "models")
@@ -290,7 +290,7 @@ def _rev(name, strategy, accuracy, stamp):
 
 
 def test_strategy_table_lays_experiments_side_by_side():
-    from faceocc.experiments import strategy_summaries, strategy_table
+    from tools.experiments import strategy_summaries, strategy_table
 
     exp_show = [{**_rev("workspace", "oversample", 0.5, "2026-11-22T10:00:00"), "experiments": None},
                 {**_rev("main", "oversample", 0.5, "2026-11-22T09:00:00"), "experiments": [
@@ -310,7 +310,7 @@ def test_strategy_table_lays_experiments_side_by_side():
 
 
 def test_strategy_table_from_named_summary_files_of_workspaces_without_git(tmp_path, capsys):
-    from faceocc import experiments
+    from tools import experiments
 
     for strategy, accuracy in (("none", 0.9), ("oversample", 0.95)):
         (tmp_path / f"{strategy}.json").write_text(json.dumps(_rev(strategy, strategy, accuracy, "")["data"][
@@ -429,7 +429,7 @@ def test_training_summary_is_the_kept_epochs_not_the_last():
 
 
 def test_strategy_table_takes_no_figures_from_older_commits_or_experiments_that_change_more():
-    from faceocc.experiments import strategy_summaries
+    from tools.experiments import strategy_summaries
 
     other = _rev("lr-and-none", "none", 0.99, "2026-11-22T14:00:00")
     other["data"]["params"]["params.yaml"]["data"]["train"] = {"common": {"lr": 0.01}}

@@ -1,4 +1,4 @@
-"""`python -m faceocc.crossval`: judge a training recipe by grouped k-fold cross-validation over a workspace's
+"""`python -m tools.crossval`: judge a training recipe by grouped k-fold cross-validation over a workspace's
 train and val splits, never its test split.
 
 Why: with a rare class (the mask-wearing task once had 12 real incorrectly worn masks in val), one training run
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
                                    args.folds, args.seed)
     fold_sources, not_left_out, inner = [], {}, folds
     if args.by_source:
-        from faceocc.release import source_tag
+        from tools.release import source_tag
 
         by_source, fold_sources, not_left_out = source_folds(
             [pool[i]["label"] for i in measured], [groups[i] for i in measured],

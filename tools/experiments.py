@@ -3,12 +3,12 @@
 Each DVC experiment run with a different `balance.strategy` (see README, "Comparing experiments") has its own
 `reports/summary.json`; this reads them all from `dvc exp show --json` and lays them side by side:
 
-    dvc exp show --json -A | python -m faceocc.experiments > reports/strategies.md
+    dvc exp show --json -A | python -m tools.experiments > reports/strategies.md
 
 A release workspace has no git (DVC runs there with --no-scm), so no `dvc exp`: run it once per strategy in a
 copy and name each copy's summary instead:
 
-    python -m faceocc.experiments --summary none=build/strategy_none/reports/summary.json \
+    python -m tools.experiments --summary none=build/strategy_none/reports/summary.json \
         --summary oversample=build/release/reports/summary.json ...
 """
 

@@ -350,7 +350,7 @@ LOSO_FILE = "leave_one_source_out.json"
 
 
 def attach_leave_one_source_out(out: Path, crossval_dir: Path, requirement: dict) -> dict:
-    """Copy a `faceocc.crossval --by-source` run over the release's workspace (crossval.json, .md) into the written
+    """Copy a `tools.crossval --by-source` run over the release's workspace (crossval.json, .md) into the written
     release as leave_one_source_out.json / .md, and rewrite its README with their table."""
     loso = json.loads((crossval_dir / "crossval.json").read_text())
     if not loso.get("by_source"):
@@ -376,7 +376,7 @@ def _with_files(out: Path, record: dict) -> dict:
 
 def loso_lines(loso: dict, released_head: str = "softmax") -> list[str]:
     """README lines: each source left out in turn, scored by a model trained without it."""
-    from faceocc.crossval import source_table
+    from tools.crossval import source_table
 
     classes = loso["classes"]
     pooled = loso["results"]["argmax"]["pooled"]
@@ -385,7 +385,7 @@ def loso_lines(loso: dict, released_head: str = "softmax") -> list[str]:
               f"the release's recipe but the {head} head: the released model's {released_head} head has not been "
               "measured this way yet")
     lines = ["", "## Each source left out in turn", "",
-             f"`python -m faceocc.crossval --by-source` over this release's train + val ({loso['backbone']}, FP32, "
+             f"`python -m tools.crossval --by-source` over this release's train + val ({loso['backbone']}, FP32, "
              f"{recipe}): every face of a source scored by a model trained on the other sources. Pooled "
              f"over the {loso['scored']} faces of the {loso['folds']} sources left out: accuracy "
              f"{pooled['accuracy']:.1%}, macro-F1 {pooled['macro_f1']:.3f}. Right / faces per class "
@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="default: the task's release folder (models/release[_TASK])")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--leave-one-source-out", type=Path, metavar="CROSSVAL_DIR",
-                        help="only attach a `faceocc.crossval --by-source` run over the workspace to the written "
+                        help="only attach a `tools.crossval --by-source` run over the workspace to the written "
                              "release (its README gains the table)")
     parser.add_argument("--skip-repro", action="store_true",
                         help="choose and write from the workspace as it is (after an interrupted release)")
