@@ -251,3 +251,14 @@ def test_only_a_by_source_run_of_the_releases_classes_is_attached(tmp_path):
 def test_a_release_without_data_folders_is_refused_unless_it_only_attaches_a_run():
     with pytest.raises(SystemExit):
         release.main([])
+
+
+def test_a_release_with_one_real_source_in_train_and_val_says_why_no_source_can_be_left_out():
+    sources = {"mask_detection": {"ood": {"with_mask": 9}},
+               "mask_wearing_ilc": {"train": {"with_mask": 5}, "val": {"with_mask": 2}, "test": {"with_mask": 2}},
+               "maskedfacenet_wearing": {"train": {"with_mask": 4}}}
+    text = "\n".join(release.no_loso_lines(sources))
+    assert "Not measurable: train and val hold real faces of one source (`mask_wearing_ilc`)" in text
+    assert "`maskedfacenet_wearing` in train only" in text and "(`mask_detection`, above)" in text
+    two = {**sources, "other": {"train": {"with_mask": 3}, "test": {"with_mask": 1}}}
+    assert "Not measured yet: `python -m tools.crossval --by-source" in "\n".join(release.no_loso_lines(two))

@@ -374,6 +374,24 @@ def _with_files(out: Path, record: dict) -> dict:
     return record
 
 
+def no_loso_lines(sources: dict) -> list[str]:
+    """README lines for a release without a leave-one-source-out run: why it cannot have one (fewer than two
+    sources hold val or test faces, so leaving one out leaves nothing comparable to train on), or how to make it."""
+    measured = sorted(s for s, splits in sources.items() if {"val", "test"} & set(splits))
+    train_only = sorted(s for s, splits in sources.items() if set(splits) == {"train"})
+    held_out = sorted(s for s, splits in sources.items() if set(splits) == {"ood"})
+    lines = ["", "## Each source left out in turn", ""]
+    if len(measured) >= 2:
+        return lines + ["Not measured yet: `python -m tools.crossval --by-source --workspace WORKSPACE --out DIR`, "
+                        "then `python -m tools.release --task TASK --leave-one-source-out DIR` attaches it here."]
+    only = f"`{measured[0]}`" if measured else "none"
+    extra = (f" beside {', '.join(f'`{s}`' for s in train_only)} in train only" if train_only else "")
+    elsewhere = (f" The held-out source ({', '.join(f'`{s}`' for s in held_out)}, above) is this release's measure "
+                 "of photos from elsewhere." if held_out else "")
+    return lines + [f"Not measurable: train and val hold real faces of one source ({only}){extra}, so leaving it "
+                    f"out would leave nothing but train-only faces to learn from.{elsewhere}"]
+
+
 def loso_lines(loso: dict, released_head: str = "softmax") -> list[str]:
     """README lines: each source left out in turn, scored by a model trained without it."""
     from tools.crossval import source_table
@@ -452,6 +470,8 @@ def markdown(record: dict, requirement: dict) -> str:
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
     if record.get("leave_one_source_out"):
         lines += loso_lines(record["leave_one_source_out"], record.get("head", "softmax"))
+    else:
+        lines += no_loso_lines(record["data"].get("sources", {}))
     e2e = record.get("end_to_end")
     if e2e:
         finder = _finder_name(e2e.get("finder", FORMER_FINDER.to_dict()))
