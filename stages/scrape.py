@@ -201,7 +201,8 @@ def scrape_web(params: ScrapeParams, store: RawStore, cache_dir: Path) -> list[d
                 refuse("scrape.gallery.starts is empty: give at least one {url, label}")
             strays = sorted({s.label for s in params.gallery.starts} - set(params.classes))
             if strays:
-                refuse(f"scrape.gallery.starts: labels {strays} are not in scrape.classes")
+                refuse(f"scrape.gallery.starts: labels {strays} are not classes of the task {params.task} "
+                       f"({', '.join(params.classes)})")
             jobs, rows = gallery_jobs(params.gallery.starts, params.gallery.limits, fetcher)
         log.info("%d image URLs from %d manifests/pages", len(jobs), len(rows))
         results = download_images([j.url for j in jobs], fetcher, cache, workers=params.web.workers,

@@ -1,6 +1,7 @@
 """dvc.yaml, stages/ and params.yaml agree: one word per stage, and DVC sees every module a stage runs."""
 
 import ast
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -170,7 +171,7 @@ def _metrics_files() -> list[Path]:
         for entry in stage.get("metrics", []):
             names = [str(next(iter(entry)) if isinstance(entry, dict) else entry)]
             for key, values in stage.get("matrix", {}).items():
-                names = [n.replace(f"${{item.{key}}}", str(v)) for n in names for v in values]
+                names = [n.replace(f"${{item.{key}}}", str(v)) for n in names for v in _matrix_values(values)]
             files += [ROOT / n for n in names]
     return files
 
@@ -195,3 +196,36 @@ def test_the_library_imports_neither_the_stages_nor_the_tools():
                      [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("stages", "tools")]
     assert offenders == []
+
+
+def _matrix_values(values) -> list:
+    """A dvc.yaml matrix axis: a list, or `${section.key}` naming a params.yaml list or map (its keys)."""
+    if isinstance(values, str) and values.startswith("${"):
+        found = PARAMS
+        for part in values.strip("${} ").split("."):
+            found = found[part]
+        return list(found)
+    return list(values)
+
+
+def test_every_per_backbone_matrix_takes_the_backbones_from_params():
+    # one list: train.backbones; a backbone added there gets its train, quantize, export and evaluate stages
+    listed = list(PARAMS["train"]["backbones"])
+    for name, stage in DVC.items():
+        if "backbone" in stage.get("matrix", {}):
+            assert stage["matrix"]["backbone"] == "${train.backbones}", name
+    from faceocc.backbones import BACKBONES
+    from stages.train import BackbonesParams
+
+    assert set(listed) <= set(BACKBONES)  # each has a registry entry (how it is built, where its weights are)
+    assert {f.name for f in dataclasses.fields(BackbonesParams)} == set(listed)  # its overrides section
+
+
+def test_the_report_reads_the_evaluation_of_every_backbone_and_variant():
+    # the report's list of files is the one place a new backbone must still be added by hand: this names it
+    variants = _matrix_values(DVC["evaluate"]["matrix"]["variant"])
+    expected = {f"reports/eval/{b}/{v}/{f}" for b in PARAMS["train"]["backbones"] for v in variants
+                for f in ("metrics.json", "speed.json")}
+    assert set(DVC["report"]["deps"]) >= expected, sorted(expected - set(DVC["report"]["deps"]))
+    named = set(DVC["report"]["cmd"].split())
+    assert named >= {e for e in expected if e.endswith("metrics.json")}

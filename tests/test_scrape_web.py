@@ -291,3 +291,12 @@ def test_a_manifest_asking_numpy_for_a_huge_array_is_refused_before_allocating()
 
     with pytest.raises(pickle.UnpicklingError, match="over the 67108864 byte limit"):
         parse_manifest(pickle.dumps({0: {"url": "http://a/1.jpg", "faces": [HugeArray()]}}, protocol=2))
+
+
+def test_a_gallery_label_outside_the_task_stops_the_scrape_naming_the_task_and_its_classes(tmp_path, capsys):
+    starts = [{"url": "http://127.0.0.1:9/hats.html", "label": "hat"}]
+    with pytest.raises(SystemExit) as stopped:
+        run_scrape(tmp_path, {"source": "gallery", "gallery": {"starts": starts}, "web": QUICK_WEB})
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == ("scrape.gallery.starts: labels ['hat'] are not classes of the task "
+                                               "occlusion4 (face, masked, sunglasses, mask_sunglasses)")
