@@ -15,16 +15,10 @@ from pathlib import Path
 from faceocc.atomic import write_metrics, write_text
 from faceocc.benchmark import cpu_name
 from faceocc.metrics import read_evaluation
+from faceocc.requirement import Requirement, misses
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("report")
-
-
-@dataclass(frozen=True)
-class Requirement:
-    max_size_mb: float = 15.0
-    min_accuracy: float = 0.90
-    max_latency_ms: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -53,8 +47,7 @@ def summarise(evaluations: list[dict], req: Requirement) -> dict:
 
 
 def passes(evaluation: dict, req: Requirement) -> bool:
-    return (evaluation["size_mb"] < req.max_size_mb and evaluation["accuracy"] > req.min_accuracy
-            and evaluation["latency_ms_p50"] < req.max_latency_ms)
+    return not misses(req, evaluation["size_mb"], evaluation["latency_ms_p50"], evaluation["accuracy"])
 
 
 def markdown(summary: dict, evaluations: list[dict], req: Requirement) -> str:

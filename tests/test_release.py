@@ -262,3 +262,12 @@ def test_a_release_with_one_real_source_in_train_and_val_says_why_no_source_can_
     assert "`maskedfacenet_wearing` in train only" in text and "(`mask_detection`, above)" in text
     two = {**sources, "other": {"train": {"with_mask": 3}, "test": {"with_mask": 1}}}
     assert "Not measured yet: `python -m tools.crossval --by-source" in "\n".join(release.no_loso_lines(two))
+
+
+def test_the_requirement_names_each_miss_and_checks_accuracy_only_when_given():
+    from faceocc.requirement import Requirement, misses
+
+    req = Requirement()
+    assert misses(req, 14.9, 5.9, 0.91) == []
+    assert misses(req, 15.0, 6.0, 0.90) == ["size 15.0 MB >= 15", "latency 6.00 ms >= 6", "accuracy 90.0% <= 90%"]
+    assert misses(req, 2.6, 3.0) == []  # a release's candidates: the test accuracy plays no part

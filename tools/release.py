@@ -39,6 +39,7 @@ from faceocc.images import encode_png
 from faceocc.manifest import read_rows
 from faceocc.metrics import read_evaluation
 from faceocc.provenance import provenance
+from faceocc.requirement import Requirement, misses
 from faceocc.sheets import confusion_image
 from faceocc.splitting import OUT_OF_DOMAIN, SPLITS
 from faceocc.tasks import OCCLUSION4, TASKS, Task, task_named
@@ -114,15 +115,11 @@ def candidates(evaluations: list[dict], requirement: dict, variant: str = RELEAS
     for ev in sorted(evaluations, key=lambda e: e["backbone"]):
         if ev["variant"] != variant:
             continue
-        misses = []
-        if ev["size_mb"] >= requirement["max_size_mb"]:
-            misses.append(f"size {ev['size_mb']:.1f} MB >= {requirement['max_size_mb']:g}")
-        if ev["latency_ms_p50"] >= requirement["max_latency_ms"]:
-            misses.append(f"latency {ev['latency_ms_p50']:.2f} ms >= {requirement['max_latency_ms']:g}")
+        reasons = misses(Requirement(**requirement), ev["size_mb"], ev["latency_ms_p50"])
         ood = ev.get("out_of_domain") or {}
         rows.append({"backbone": ev["backbone"], "variant": variant, "size_mb": ev["size_mb"],
                      "latency_ms_p50": ev["latency_ms_p50"], "val_macro_f1": ev["val"]["macro_f1"],
-                     "val_accuracy": ev["val"]["accuracy"], "eligible": not misses, "why_not": "; ".join(misses),
+                     "val_accuracy": ev["val"]["accuracy"], "eligible": not reasons, "why_not": "; ".join(reasons),
                      # reported beside the choice, never used by it
                      "test_accuracy": ev.get("accuracy"), "test_macro_f1": ev.get("macro_f1"),
                      "ood_accuracy": ood.get("accuracy"), "ood_macro_f1": ood.get("macro_f1")})
