@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from faceocc import backbones
+from faceocc.images import mirrored
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"  # no pickle: loading a model file never runs code
@@ -135,7 +136,10 @@ def preprocess(images: list[np.ndarray], input_size: int, mean, std) -> torch.Te
     return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
 
 
-class _Labels:
+class ClassifierBase:
+    """What the PyTorch and the ONNX Runtime classifiers share: the card, its classes, and probabilities per crop
+    (averaged with the mirror image's when the card says so); each backend supplies `_probabilities`."""
+
     card: ModelCard
 
     @property
@@ -153,7 +157,7 @@ class _Labels:
             return np.empty((0, len(self.classes)), np.float32)
         if not self.card.mirror_average:
             return self._probabilities(images, batch_size)
-        both = [v for im in images for v in (im, np.ascontiguousarray(im[:, ::-1]))]
+        both = [v for im in images for v in (im, mirrored(im))]
         probs = self._probabilities(both, 2 * batch_size)
         return (probs[0::2] + probs[1::2]) / 2
 
@@ -161,7 +165,7 @@ class _Labels:
         raise NotImplementedError
 
 
-class Classifier(_Labels):
+class Classifier(ClassifierBase):
     """A trained model ready for inference (CPU unless a device is given)."""
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str = "cpu"):
@@ -226,7 +230,7 @@ class Classifier(_Labels):
         return np.concatenate(out)
 
 
-class OnnxClassifier(_Labels):
+class OnnxClassifier(ClassifierBase):
     """The same interface over an ONNX Runtime session (onnx_fp32 / onnx_int8 variants)."""
 
     def __init__(self, model_dir: str | Path, threads: int = 2):

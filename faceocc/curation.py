@@ -15,9 +15,19 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from faceocc.images import load_rgb
+from faceocc.sheets import captioned_grid
+from faceocc.tasks import HasTask, TaskName
+
+CURATED_COLUMNS = ("crop_id", "source_id", "label", "original_label", "file", "outcome", "detail", "face_px",
+                   "probability", "sharpness", "cluster", "phash")
+OUTCOMES = ("kept", "excluded_by_override", "label_conflict", "too_small", "low_probability", "blurry")
 ACTIONS = ("exclude", "relabel", "include")
 OVERRIDE_COLUMNS = ("id", "action", "label", "reason")
 _CROP_ID = re.compile(r"^[0-9a-f]{16}_\d+$")
@@ -130,3 +140,34 @@ def _quality_verdict(item: dict, quality: QualityFilter) -> dict | None:
     if float(item["sharpness"]) < quality.min_sharpness:
         return {"outcome": "blurry", "detail": f"Laplacian variance {item['sharpness']} < {quality.min_sharpness:g}"}
     return None
+
+
+@dataclass(frozen=True)
+class CurateParams(HasTask):
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
+    quality: QualityFilter = field(default_factory=QualityFilter)
+    sheet_max: int = 240          # crops per class on a review sheet (the first by id)
+
+
+def review_sheets(rows: list[dict], faces: Path, classes: tuple[str, ...], limit: int) -> dict[str, np.ndarray]:
+    """{name: picture}: the kept crops of each class, captioned with the ids overrides.csv takes, and the dropped
+    ones by outcome; the first `limit` of each."""
+    sheets = {}
+    for label in classes:
+        kept = sorted((r for r in rows if r["outcome"] == "kept" and r["label"] == label), key=lambda r: r["crop_id"])
+        tiles = [(r["crop_id"], load_rgb(faces / r["file"])) for r in kept[:limit]]
+        title = f"{label}: {len(kept)} kept" + (f", first {limit} shown" if len(kept) > limit else "")
+        sheets[label] = captioned_grid(tiles, title)
+    dropped = sorted((r for r in rows if r["outcome"] != "kept"), key=lambda r: (r["outcome"], r["crop_id"]))
+    tiles = [(r["crop_id"], load_rgb(faces / r["file"])) for r in dropped[:limit]]
+    sheets["dropped"] = captioned_grid(tiles, f"dropped: {len(dropped)} (by outcome)")
+    return sheets
+
+
+def metrics(rows: list[dict], classes: tuple[str, ...], overrides: int, unmatched: int) -> dict:
+    outcomes = Counter(r["outcome"] for r in rows)
+    kept_by_label = Counter(r["label"] for r in rows if r["outcome"] == "kept")
+    return {"candidates": len(rows), "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
+            "kept_per_label": {c: kept_by_label.get(c, 0) for c in classes},
+            "overrides": overrides, "overrides_unmatched": unmatched,
+            "relabelled": sum(r["label"] != r["original_label"] for r in rows)}

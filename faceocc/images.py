@@ -152,3 +152,9 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def mirrored(image: np.ndarray) -> np.ndarray:
+    """The image flipped left to right: the second view of a face that mirror averaging scores (a face's class does
+    not depend on its side; the training loop flips its tensors the same way)."""
+    return np.ascontiguousarray(image[:, ::-1])

@@ -8,6 +8,10 @@ import cv2
 import numpy as np
 
 
+# one colour per series of a chart (bars, lines), in order; class colours on photos are the tasks' own
+SERIES_COLOURS = [(70, 110, 200), (230, 150, 40), (60, 170, 90), (190, 60, 60), (140, 80, 170), (90, 90, 90)]
+
+
 def contact_sheet(
     rows: Sequence[tuple[str, Sequence[np.ndarray]]], tile: int = 112, columns: int = 8, caption_px: int = 22
 ) -> np.ndarray:
@@ -55,7 +59,7 @@ def captioned_grid(tiles: Sequence[tuple[str, np.ndarray]], title: str, tile: in
 def bar_chart(values: dict[str, Sequence[float]], series: Sequence[str], title: str, width: int = 720,
               bar_px: int = 16) -> np.ndarray:
     """Horizontal grouped bars: one group per key of `values`, one bar per series, value printed at its end."""
-    colours = [(70, 110, 200), (230, 150, 40), (60, 170, 90), (190, 60, 60)]
+    colours = SERIES_COLOURS
     label_px, top = 150, 30
     group_px = bar_px * len(series) + 14
     height = top + group_px * len(values) + 22 * len(series) + 10
@@ -105,9 +109,6 @@ def confusion_image(matrix: np.ndarray, classes: tuple[str, ...], title: str, ce
     return image
 
 
-CLASS_COLOURS = [(70, 110, 200), (230, 150, 40), (60, 170, 90), (190, 60, 60), (140, 80, 170), (90, 90, 90)]
-
-
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, x_label: str,
                y_label: str, size: int = 320) -> np.ndarray:
     """Curves on axes from 0 to 1 (precision-recall, ROC), one colour per series, the legend under the plot."""
@@ -130,7 +131,7 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title
                 (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(canvas, y_label, (4, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     for s, (name, (xs, ys)) in enumerate(series.items()):
-        colour = CLASS_COLOURS[s % len(CLASS_COLOURS)]
+        colour = SERIES_COLOURS[s % len(SERIES_COLOURS)]
         points = np.array([point(x, y) for x, y in zip(xs, ys)], np.int32)
         if len(points):
             cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)

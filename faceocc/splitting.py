@@ -4,14 +4,80 @@ form one group, and a group goes to exactly one split.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePath
 
+import numpy as np
+
+from faceocc.dedup import cross_group_pairs
 from faceocc.seeding import seeded_key
+from faceocc.tasks import HasTask, TaskName
+
+log = logging.getLogger("split")
 
 SPLITS = ("train", "val", "test")
 OUT_OF_DOMAIN = "ood"  # a whole source kept out of training, val and test: the check on photos never seen
+SPLIT_COLUMNS = ("crop_id", "source_id", "identity", "label", "file", "split", "group", "phash")
+
+
+@dataclass(frozen=True)
+class SplitParams(HasTask):
+    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
+    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
+    seed: int = 0
+    group_by_identity: bool = True  # keep one person in one split where the source names them (ROF)
+    # file-name patterns (fnmatch) of a whole source kept out of train/val/test, e.g. ["fdc__*"]: the split
+    # "ood" that evaluate scores separately, a check on a source the model never saw
+    out_of_domain: tuple[str, ...] = ()
+    # file-name patterns of images that may only train, never be measured on (e.g. MaskedFace-Net's pasted-on
+    # masks): their groups all go to train, and the ratios apply to the rest
+    train_only: tuple[str, ...] = ()
+
+
+class SplitLeak(ValueError):
+    """Near-duplicates, a source photo or an identity found in two splits after assignment."""
+
+
+def split_rows(params: SplitParams, items: list[dict], origins: list[str], near_max_distance: int
+               ) -> tuple[list[dict], dict]:
+    """(split.csv rows, the stage's metrics) for the curated `items` (sorted by crop_id, each with its source's
+    identity) whose source files are `origins`. SplitLeak when a group straddles two splits after all."""
+    keys = ("source_id", "cluster") + (("identity",) if params.group_by_identity else ())
+    groups = group_items(items, keys)
+    held_out = matching_groups(origins, groups, params.out_of_domain)
+    train_only = matching_groups(origins, groups, params.train_only)
+    for name, patterns, matched in (("out_of_domain", params.out_of_domain, held_out),
+                                    ("train_only", params.train_only, train_only)):
+        if patterns and not matched:
+            log.warning("%s patterns %s matched no kept item", name, list(patterns))
+    splits = assign_with_holdout(items, groups, params.ratios, params.seed, held_out, train_only)
+    rows = [{**item, "split": s, "group": g} for item, s, g in zip(items, splits, groups)]
+    hashes = np.array([int(r["phash"], 16) for r in rows], dtype=np.uint64)
+    pairs = cross_group_pairs(hashes, splits, near_max_distance)
+    shared = {key: _shared_across_splits(rows, key) for key in ("source_id", "identity")}
+    if pairs["cross"] or any(shared.values()):
+        raise SplitLeak(f"split leaks: {pairs['cross']} near-duplicate pairs and {shared} groups cross splits")
+    names = SPLITS + ((OUT_OF_DOMAIN,) if params.out_of_domain else ())
+    counts = {s: Counter(r["label"] for r in rows if r["split"] == s) for s in names}
+    return rows, {
+        "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in names},
+        "totals": {s: sum(counts[s].values()) for s in names}, "groups": len(set(groups)),
+        "train_only_items": sum(g in train_only for g in groups),
+        "cross_split_near_duplicates": pairs["cross"], "near_duplicate_pairs_within_splits": pairs["within"],
+        "cross_split_pairs_within_twice_the_threshold": pairs["loose_cross"],
+        "cross_split_shared_sources": shared["source_id"], "cross_split_shared_identities": shared["identity"],
+        "near_duplicate_max_distance": near_max_distance}
+
+
+def _shared_across_splits(rows: list[dict], key: str) -> int:
+    splits_of: dict[str, set] = {}
+    for r in rows:
+        if r[key]:
+            splits_of.setdefault(r[key], set()).add(r["split"])
+    return sum(len(s) > 1 for s in splits_of.values())
 
 
 def group_items(items: list[dict], keys: tuple[str, ...]) -> list[int]:

@@ -68,7 +68,7 @@ MASK_WEARING = Task(
         # below the nose or on the chin of each bare training face, 174 images) was tried and not kept: the
         # incorrect class's val recall stayed 7 of 12 (README, "The mask-wearing model")
         "balance": {"synthetic": {"enabled": False, "recipes": []}, "target": 600},
-        # 5-fold cross-validation over train + val (faceocc/crossval.py, 47 incorrect faces scored): averaging
+        # 5-fold cross-validation over train + val (tools/crossval.py, 47 incorrect faces scored): averaging
         # each crop with its mirror raised Lite0's pooled macro-F1 from 0.843 to 0.877 and incorrect recall from
         # 25 to 29 of 47, in no fold lower; a fitted per-class logit bias, cross-fitted, lowered it to 0.830
         "train": {"common": {"mirror_average": True}},

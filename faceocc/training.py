@@ -156,6 +156,7 @@ def evaluate_logits(model: nn.Module, x: torch.Tensor, labels: np.ndarray, class
 
     def probabilities(xb: torch.Tensor) -> torch.Tensor:
         p = torch.softmax(model(xb), dim=1)
+        # the mirror view of NCHW crops: images.mirrored's flip, on the width axis of the tensor
         return (p + torch.softmax(model(xb.flip(3)), dim=1)) / 2 if mirror_average else p
 
     predictions = torch.cat([probabilities(x[i : i + batch_size].to(device)).argmax(1).cpu()

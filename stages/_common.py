@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -11,6 +10,7 @@ from typing import NoReturn, TypeVar
 import yaml
 
 from faceocc.config import ConfigError, from_mapping
+from faceocc.workspace import data_root  # noqa: F401  (the stages' import of it)
 
 T = TypeVar("T")
 
@@ -38,17 +38,6 @@ def load_params(section: str, cls: type[T], path: str = "params.yaml") -> T:
         refuse(f"{path}: {err}")
 
 
-def data_root(root: str | os.PathLike) -> Path:
-    """Where to read a data folder that params.yaml names. A relative path that leaves the project (such as
-    `../shared/datasets/...`) is relative to the project's root, which is not the working directory of a queued or
-    `--temp` experiment: DVC runs those in a copy under `.dvc/tmp/exps/` and passes the project's root in
-    DVC_ROOT. A path inside the project stays relative to the working directory, the experiment's own copy."""
-    path = Path(root)
-    if path.is_absolute() or Path(os.path.normpath(path)).parts[:1] != (os.pardir,):
-        return path
-    return Path(os.path.relpath(Path(os.environ.get("DVC_ROOT") or ".") / path))
-
-
 def setup_logging() -> None:
     """INFO and up from faceocc's and the stages' named loggers; from code that logs on the root logger itself,
     warnings and errors only: onnxruntime's quantization tools put each tensor's scale there at INFO, hundreds
@@ -64,8 +53,9 @@ def quiet_root_info(record: logging.LogRecord) -> bool:
 
 
 def write_skipped(metrics: Path, report: Path, title: str, missing: Path) -> None:
-    """The outputs of a stage whose real-data folder is absent: a note in the metrics and the report."""
-    from faceocc.atomic import write_json, write_text
+    """The outputs of a stage whose real-data folder is absent: a flag in the metrics (numbers only, as every
+    metrics file), the missing folder named in the report."""
+    from faceocc.atomic import write_metrics, write_text
 
-    write_json(metrics, {"skipped": f"no {missing}"})
+    write_metrics(metrics, {"skipped": 1})
     write_text(report, f"# {title}\n\nSkipped: no {missing}.\n")

@@ -1,42 +1,26 @@
 """Stage `crop`: faces found by the tool's `FaceFinder` (detector, second pass on misses, size rule) and cut as
-square crops; the finder's settings are written beside them for the model card."""
+square crops; the finder's settings are written beside them for the model card (faceocc/batch_cropping.py)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from tqdm import tqdm
 
 from faceocc.atomic import stage_output, write_bytes, write_json, write_metrics
-from faceocc.config import bounded, checked
-from faceocc.cropping import CropGeometry
-from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
-from faceocc.finder import FaceFinder, FinderSettings
-from faceocc.facecrops import (CROP_COLUMNS, OUTCOME_COLUMNS, SourceImage, annotated_faces, crop_sample_sheet,
-                               detection_summary, missed_sheet, run_crop)
+from faceocc.batch_cropping import (CROP_COLUMNS, OUTCOME_COLUMNS, CropParams, crop_sample_sheet, detection_summary,
+                                   missed_sheet, run_crop, source_images)
+from faceocc.devices import resolve_device
+from faceocc.finder import FaceFinder
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
+from faceocc.workspace import CROPS_CSV, FACES, MANIFEST_CSV
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("crop")
-
-
-@dataclass(frozen=True)
-class CropParams:
-    finder: FinderSettings = field(default_factory=FinderSettings)
-    keep: Literal["largest", "all"] = "largest"  # faces a labelled photo contributes: the one its label describes
-    # cuda when present, else cpu (MTCNN only; the ONNX detectors run on the CPU)
-    device: str = checked("auto", is_device_name, DEVICE_NAMES)
-    geometry: CropGeometry = field(default_factory=CropGeometry)
-    # use: a face box the source annotated (PascalVOC, ROF) is cut as given, no detection; ignore: detect all
-    annotations: Literal["use", "ignore"] = "use"
-    batch_size: int = bounded(8, ge=1)
-    threads: int = bounded(2, ge=1)  # torch intra-op threads; results are deterministic for a fixed value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,24 +36,21 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params("crop", CropParams, args.params)
     torch.set_num_threads(params.threads)
 
-    raw_rows = [r for r in read_rows(args.raw / "manifest.csv") if r["outcome"] == "ok"]
-    images = [SourceImage(r["id"], r["label"], args.raw / r["file"], r["origin"],
-                          annotated_faces(r.get("annotation", "")) if params.annotations == "use" else None)
-              for r in raw_rows]
+    images = source_images(read_rows(args.raw / MANIFEST_CSV), args.raw, params.annotations == "use")
     device = resolve_device(params.device)
     finder = FaceFinder(params.finder, threads=params.threads, device=str(device))
     with stage_output(args.out) as tmp:
-        (tmp / "faces").mkdir(parents=True)
+        (tmp / FACES).mkdir(parents=True)
         with tqdm(total=len(images), desc="crop", unit="img") as progress:
-            result = run_crop(images, tmp / "faces", finder, params.keep, params.geometry, params.batch_size,
+            result = run_crop(images, tmp / FACES, finder, params.keep, params.geometry, params.batch_size,
                               progress)
         write_rows(tmp / "outcomes.csv", result.outcomes, OUTCOME_COLUMNS)
-        write_rows(tmp / "crops.csv", result.crops, CROP_COLUMNS)
+        write_rows(tmp / CROPS_CSV, result.crops, CROP_COLUMNS)
         # models record how their inputs were cut, so inference crops the same way without reading params
         write_json(tmp / "geometry.json", {"size": params.geometry.size, "margin": params.geometry.margin})
         write_json(tmp / "finder.json", params.finder.to_dict())
         if args.samples:
-            write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / "faces", result.crops)))
+            write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / FACES, result.crops)))
         if args.misses:
             write_bytes(args.misses, encode_png(missed_sheet(result.outcomes)))
 

@@ -17,6 +17,7 @@ from faceocc.classifier import CARD_FILE, Classifier
 from faceocc.images import load_rgb
 from faceocc.manifest import read_rows
 from faceocc.onnx_models import ONNX_FILE, export, run_logits, session
+from faceocc.workspace import FACES, SPLIT_CSV
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("export_onnx")
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params("export_onnx", ExportOnnxParams, args.params)
     classifier = Classifier.load(args.model)
     card = classifier.card
-    rows = [r for r in read_rows(args.split / "split.csv") if r["split"] == "test"]
-    batch = classifier.tensor([load_rgb(args.crops / "faces" / r["file"]) for r in rows]) if rows else \
+    rows = [r for r in read_rows(args.split / SPLIT_CSV) if r["split"] == "test"]
+    batch = classifier.tensor([load_rgb(args.crops / FACES / r["file"]) for r in rows]) if rows else \
         torch.zeros(1, 3, card.input_size, card.input_size)
 
     with stage_output(args.out) as tmp:

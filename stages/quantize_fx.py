@@ -16,6 +16,7 @@ from faceocc import fx_quant
 from faceocc.atomic import stage_output
 from faceocc.calibration import calibration_ids, split_batch
 from faceocc.classifier import CARD_FILE, Classifier
+from faceocc.workspace import SPLIT_CSV
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("quantize_fx")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(params.threads)
     fp32 = Classifier.load(args.model)
     card = fp32.card
-    chosen = calibration_ids(args.split / "split.csv", params.calibration_images, params.seed)
+    chosen = calibration_ids(args.split / SPLIT_CSV, params.calibration_images, params.seed)
     calibration, _ = split_batch(args.split, args.crops, card, ids=chosen)
     quantized = fx_quant.quantize(fp32.model, torch.from_numpy(calibration), params.engine, params.per_channel)
     boundaries = fx_quant.dequantize_boundaries(quantized)

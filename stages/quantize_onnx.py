@@ -14,6 +14,7 @@ from faceocc.atomic import stage_output
 from faceocc.calibration import calibration_ids, split_batch
 from faceocc.classifier import CARD_FILE, ModelCard
 from faceocc.onnx_models import ONNX_FILE, quantize_int8
+from faceocc.workspace import SPLIT_CSV
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("quantize_onnx")
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     params = load_params("quantize_onnx", QuantizeOnnxParams, args.params)
     card = ModelCard.read(args.model)
-    chosen = calibration_ids(args.split / "split.csv", params.calibration_images, params.seed)
+    chosen = calibration_ids(args.split / SPLIT_CSV, params.calibration_images, params.seed)
     calibration, _ = split_batch(args.split, args.crops, card, ids=chosen)
 
     with stage_output(args.out) as tmp:

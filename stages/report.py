@@ -7,15 +7,14 @@ accuracy / latency / size, and whether the source's requirement is met).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceocc.atomic import write_metrics, write_text
-from faceocc.benchmark import cpu_name
+from faceocc.comparison import markdown, summarise
 from faceocc.metrics import read_evaluation
-from faceocc.requirement import Requirement, misses
+from faceocc.requirement import Requirement
 from stages._common import load_params, setup_logging
 
 log = logging.getLogger("report")
@@ -26,118 +25,28 @@ class ReportParams:
     requirement: Requirement = field(default_factory=Requirement)
 
 
-def summarise(evaluations: list[dict], req: Requirement) -> dict:
-    """{backbone: {variant: {accuracy, macro_f1, recall: {class: r}, size_mb, meets_requirement, val_macro_f1}}},
-    plus out_of_domain: {accuracy, macro_f1, recall} where the split held a source out. No timings: they change
-    each run, and reports/metrics.md has them."""
-    summary: dict = {}
-    for ev in sorted(evaluations, key=lambda e: (e["backbone"], e["variant"])):
-        cell = {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
-                "recall": {c: v["recall"] for c, v in ev["per_class"].items()}, "size_mb": ev["size_mb"],
-                "meets_requirement": int(passes(ev, req))}
-        if "val" in ev:
-            cell["val_macro_f1"] = ev["val"]["macro_f1"]
-        if "out_of_domain" in ev:
-            ood = ev["out_of_domain"]
-            cell["out_of_domain"] = {"accuracy": ood["accuracy"], "macro_f1": ood["macro_f1"],
-                                     "recall": {c: v["recall"] for c, v in ood["per_class"].items()
-                                                if v["support"]}}
-        summary.setdefault(ev["backbone"], {})[ev["variant"]] = cell
-    return summary
-
-
-def passes(evaluation: dict, req: Requirement) -> bool:
-    return not misses(req, evaluation["size_mb"], evaluation["latency_ms_p50"], evaluation["accuracy"])
-
-
-def markdown(summary: dict, evaluations: list[dict], req: Requirement) -> str:
-    variants = sorted({v for b in summary.values() for v in b})
-    latency = {(e["backbone"], e["variant"]): e["latency_ms_p50"] for e in evaluations}
-    per_face = ("the crop and its mirror image in one batch of 2, the models averaging both views"
-                if any(e.get("views_per_face", 1) == 2 for e in evaluations) else "batch 1")
-    lines = [
-        "# Test-split results", "",
-        f"Cells: accuracy / latency per face ({per_face}, one thread, median) / model size. "
-        f"Requirement (the source document's): size < {req.max_size_mb:g} MB, accuracy > {req.min_accuracy:.0%}, "
-        f"latency < {req.max_latency_ms:g} ms. Latency measured on {cpu_name()} (the evaluate stages log theirs).",
-        "",
-        "| backbone | " + " | ".join(variants) + " | macro-F1 | meets requirement |",
-        "|---|" + "---|" * len(variants) + "---|---|",
-    ]
-    for backbone, by_variant in summary.items():
-        cells = []
-        for v in variants:
-            c = by_variant.get(v)
-            cells.append("—" if c is None else
-                         f"{c['accuracy']:.1%} / {latency[backbone, v]:.2f} ms / {c['size_mb']:.1f} MB")
-        f1 = " / ".join(f"{by_variant[v]['macro_f1']:.3f}" for v in variants if v in by_variant)
-        ok = [v for v in variants if v in by_variant and by_variant[v]["meets_requirement"]]
-        lines.append(f"| {backbone} | " + " | ".join(cells) + f" | {f1} | {', '.join(ok) or 'none'} |")
-    pairs = [(base, int8) for base, int8 in INT8_VARIANT_OF.items()
-             if any(base in b and int8 in b for b in summary.values())]
-    if pairs:
-        lines += ["", "## Before and after INT8", "",
-                  "Accuracy change in points, latency and size as INT8 / FP32 ratios (separate processes: "
-                  "reports/quantization.md has ratios timed in one process).", "",
-                  "| backbone | " + " | ".join(f"{int8} vs {base}: accuracy / latency / size" for base, int8 in pairs)
-                  + " |", "|---|" + "---|" * len(pairs)]
-        for backbone, by_variant in summary.items():
-            cells = []
-            for base, int8 in pairs:
-                a, b = by_variant.get(base), by_variant.get(int8)
-                cells.append("—" if a is None or b is None else
-                             f"{a['accuracy']:.1%} → {b['accuracy']:.1%} ({(b['accuracy'] - a['accuracy']) * 100:+.1f} pt)"
-                             f" / {_ratio(latency[backbone, int8], latency[backbone, base])} / "
-                             f"{_ratio(b['size_mb'], a['size_mb'])}")
-            lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
-    ood_cells = [(b, v, c) for b, by_variant in summary.items() for v, c in by_variant.items()
-                 if "out_of_domain" in c]
-    if ood_cells:
-        ood_classes = sorted({k for _, _, c in ood_cells for k in c["out_of_domain"]["recall"]})
-        images = next((e["out_of_domain"]["images"] for e in evaluations if "out_of_domain" in e), 0)
-        lines += ["", "## Out-of-domain check", "",
-                  f"A whole source held out of train, val and test ({images} crops): does the in-domain test figure "
-                  "survive photos from elsewhere?", "",
-                  "| backbone | variant | test accuracy | out-of-domain accuracy | out-of-domain macro-F1 | "
-                  + " | ".join(f"recall {k}" for k in ood_classes) + " |",
-                  "|---|---|---|---|---|" + "---|" * len(ood_classes)]
-        for b, v, c in ood_cells:
-            ood = c["out_of_domain"]
-            lines.append(f"| {b} | {v} | {c['accuracy']:.1%} | {ood['accuracy']:.1%} | {ood['macro_f1']:.3f} | "
-                         + " | ".join(f"{ood['recall'][k]:.3f}" if k in ood["recall"] else "—"
-                                      for k in ood_classes) + " |")
-    if summary:
-        classes = list(next(iter(next(iter(summary.values())).values()))["recall"])
-        lines += ["", "## Recall per class", "", "| backbone | variant | " + " | ".join(classes) + " |",
-                  "|---|---|" + "---|" * len(classes)]
-        for backbone, by_variant in summary.items():
-            for v, c in by_variant.items():
-                lines.append(f"| {backbone} | {v} | " + " | ".join(f"{c['recall'][k]:.3f}" for k in classes) + " |")
-    return "\n".join(lines) + "\n"
-
-
-INT8_VARIANT_OF = {"fp32": "fx_int8", "onnx_fp32": "onnx_int8"}  # each INT8 variant beside the FP32 it came from
-
-
-def _ratio(new: float, old: float) -> str:
-    return f"{new / old:.2f}x" if old else "—"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--evaluations", required=True, type=Path, nargs="+",
-                        help="evaluate metrics.json files (each read with the speed.json beside it)")
+                        help="evaluate metrics.json files (each read with the speed.json beside it), or folders "
+                             "of <backbone>/<variant>/metrics.json")
     parser.add_argument("--summary", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("report", ReportParams, args.params)
-    evaluations = [read_evaluation(p) for p in args.evaluations]
+    evaluations = [read_evaluation(p) for p in evaluation_files(args.evaluations)]
     summary = summarise(evaluations, params.requirement)
     write_metrics(args.summary, summary)
     write_text(args.table, markdown(summary, evaluations, params.requirement))
     log.info("wrote %s and %s", args.summary, args.table)
+
+
+def evaluation_files(paths: list[Path]) -> list[Path]:
+    """Each file as given; a folder (reports/eval, every evaluate@ stage's output) as the metrics.json files two
+    levels under it, so that the report takes in a backbone added to params.yaml without an edit here."""
+    return [f for p in paths for f in (sorted(p.glob("*/*/metrics.json")) if p.is_dir() else [p])]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from faceocc.dedup import (
     pixel_hash,
 )
 from faceocc.faces import LANDMARK_NAMES
-from faceocc.facecrops import CROP_COLUMNS
+from faceocc.batch_cropping import CROP_COLUMNS
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sources import RAW_COLUMNS
 from faceocc.splitting import assign_splits, group_items

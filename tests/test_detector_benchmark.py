@@ -56,5 +56,5 @@ def test_the_stage_without_its_data_says_skipped_and_still_writes_every_output(t
     out = [tmp_path / name for name in ("d.json", "d.md", "d.png")]
     detectors.main(["--metrics", str(out[0]), "--out", str(out[1]), "--chart", str(out[2]), "--work",
                     str(tmp_path / "work"), "--params", str(params)])
-    assert "skipped" in json.loads(out[0].read_text()) and "Skipped: no " in out[1].read_text()
+    assert json.loads(out[0].read_text()) == {"skipped": 1} and "Skipped: no " in out[1].read_text()
     assert out[2].stat().st_size > 0 and (tmp_path / "work").is_dir()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from faceocc import mtfl_eval, pose
+from faceocc import mtfl_eval, pose, pose_report
 from faceocc.faces import Face
 from faceocc.mtfl_eval import MtflRun
 from faceocc.pose_eval import SyntheticFaces, angle_error, run_trials, synthetic_faces
@@ -121,7 +121,7 @@ def test_on_mtfl_the_finders_landmarks_are_scored_and_yaw_follows_the_pose_label
     from faceocc.pose_eval import yaw_bin
 
     assert [yaw_bin(y, (15, 45)) for y in (60, 30, 0, -30, -60)] == [1, 2, 3, 4, 5]
-    figures = pose_benchmark.mtfl_figures(shared_datasets / "landmarks_mtfl", MtflRun(limit=40), FinderSettings(), 2)
+    figures = pose_report.mtfl_figures(shared_datasets / "landmarks_mtfl", MtflRun(limit=40), FinderSettings(), 2)
     assert figures["images"] == 40 and figures["detector_missed"] <= 4
     assert 0 < figures["landmark_nme"]["all"] < 0.3
     bins = figures["yaw_bins_annotated_landmarks"]

@@ -4,7 +4,7 @@ import pytest
 
 from faceocc import CLASSES
 from faceocc.cropping import CropGeometry
-from faceocc.facecrops import SourceImage, detection_summary, run_crop
+from faceocc.batch_cropping import SourceImage, detection_summary, run_crop
 from faceocc.sources import list_folder
 
 pytestmark = pytest.mark.shared

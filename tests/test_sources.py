@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from faceocc.manifest import read_rows
-from faceocc.sources import RawStore, folder_crops, list_folder, photo_series, store_folder
+from faceocc.sources import RawStore, folder_crops, list_folder, photo_series, store_folder, store_voc
 from stages import scrape
 
 
@@ -86,6 +86,6 @@ def test_a_voc_filename_pointing_outside_the_images_folder_is_not_read(tmp_path,
         xml.write_text(xml.read_text().replace("<filename>p.jpg</filename>" if k == 0 else
                                                "<filename>../../secret.jpg</filename>", f"<filename>{name}</filename>"))
         store = RawStore(tmp_path / f"raw{k}", ("with_mask", "without_mask"))
-        scrape.store_voc(store, tmp_path / "voc", [xml])
+        store_voc(store, tmp_path / "voc", [xml])
         (row,) = store.rows
         assert row["outcome"] == "bad_annotation" and "points outside images/" in row["detail"], row

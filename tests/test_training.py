@@ -411,7 +411,9 @@ def test_ctrl_c_during_training_leaves_the_last_runs_logs_and_model_as_they_were
         on_epoch({"epoch": 0, "train_loss": 9.0, "val_accuracy": 0.0, "val_macro_f1": 0.0, "lr": 0.1})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "train", interrupted)
+    from faceocc import backbone_training
+
+    monkeypatch.setattr(backbone_training, "train", interrupted)  # the loop the train stage's fit() runs
     r = str(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
@@ -422,9 +424,11 @@ def test_ctrl_c_during_training_leaves_the_last_runs_logs_and_model_as_they_were
 
 
 def test_training_summary_is_the_kept_epochs_not_the_last():
+    from faceocc.backbone_training import kept_model_summary
+
     history = [{"epoch": 1, "train_loss": 0.9, "val_accuracy": 0.8, "val_macro_f1": 0.87},
                {"epoch": 2, "train_loss": 0.4, "val_accuracy": 0.6, "val_macro_f1": 0.56}]
-    assert train.kept_model_summary(history, best_epoch=1) == {
+    assert kept_model_summary(history, best_epoch=1) == {
         "best_epoch": 1, "epochs_run": 2, "val_accuracy": 0.8, "val_macro_f1": 0.87, "train_loss": 0.9}
 
 

@@ -12,8 +12,9 @@ early-stopping val, the other folds train, so training uses three fifths of the 
 split does) and the scored fold takes no part in choosing the epoch. Images a task marks train-only (split.
 train_only, e.g. MaskedFace-Net's pasted-on masks) train in every fold and are never scored.
 
-Each fold runs the balance and train stages' own code with the workspace's params.yaml plus `--set` changes, so
-a recipe is judged exactly as the DAG would train it. Out-of-fold probabilities are written as given and with the
+Each fold runs the library code the balance and train stages call (faceocc/train_set.py,
+faceocc/backbone_training.py) with the workspace's params.yaml plus `--set` changes, so a recipe is judged exactly
+as the DAG would train it. Out-of-fold probabilities are written as given and with the
 horizontal mirror averaged in, so a change of decision rule can be judged on the same models afterwards.
 Finished folds are kept: re-running the same command resumes.
 
@@ -41,6 +42,7 @@ from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
 from faceocc.manifest import read_rows, write_rows
 from faceocc.metrics import summary
 from faceocc.splitting import matching_groups
+from faceocc.workspace import CROPS_CSV, FACES, MANIFEST_CSV, SPLIT_CSV, Workspace
 
 log = logging.getLogger("crossval")
 
@@ -133,10 +135,10 @@ def apply_settings(params: dict, settings: list[str]) -> dict:
 def check_params(params: dict) -> dict:
     """The split, balance and train sections as their stages read them; ValueError in one line when one would
     not load (a typo in a --set key)."""
+    from faceocc.backbone_training import TrainParams
     from faceocc.config import from_mapping
-    from stages.balance import BalanceParams
-    from stages.split import SplitParams
-    from stages.train import TrainParams
+    from faceocc.splitting import SplitParams
+    from faceocc.train_set import BalanceParams
 
     return {section: from_mapping(cls, params.get(section) or {}, section)
             for section, cls in (("split", SplitParams), ("balance", BalanceParams), ("train", TrainParams))}
@@ -169,44 +171,48 @@ def fit_log_bias(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
     return best
 
 
-def run_fold(workdir: Path, workspace: Path, params_file: Path, backbone: str, split_rows: list[dict]) -> Path:
-    """Balance and train one fold with the stages' own code; returns the model folder (kept when present)."""
-    from stages import balance as balance_stage
-    from stages import train as train_stage
+def run_fold(workdir: Path, workspace: Path, typed: dict, backbone: str, split_rows: list[dict]) -> Path:
+    """Balance and train one fold with the library code the balance and train stages call (`typed`: check_params's
+    sections); returns the model folder (kept when present)."""
+    from faceocc import train_set
+    from faceocc.backbone_training import fit, resolved_config, write_model
 
     model = workdir / "models" / backbone
     if (model / "card.json").is_file():
         return model
     split_dir = workdir / "split"
-    if not (split_dir / "split.csv").is_file():
+    if not (split_dir / SPLIT_CSV).is_file():
         with atomic_path(split_dir) as tmp:
             tmp.mkdir()
-            write_rows(tmp / "split.csv", split_rows, list(split_rows[0]))
-    crops = workspace / "data" / "crop"
-    if not (workdir / "balance" / "train.csv").is_file():
-        balance_stage.main(["--split", str(split_dir), "--crops", str(crops), "--out", str(workdir / "balance"),
-                            "--metrics", str(workdir / "reports" / "balance.json"),
-                            "--counts", str(workdir / "reports" / "class_counts.csv"),
-                            "--chart", str(workdir / "reports" / "class_counts.png"),
-                            "--samples", str(workdir / "reports" / "balance_samples.png"),
-                            "--params", str(params_file)])
-    train_stage.main(["--backbone", backbone, "--balance", str(workdir / "balance"), "--split", str(split_dir),
-                      "--crops", str(crops), "--out", str(model), "--live", str(workdir / "live" / backbone),
-                      "--params", str(params_file)])
+            write_rows(tmp / SPLIT_CSV, split_rows, list(split_rows[0]))
+    crops = Workspace(workspace).crop
+    balance = workdir / "balance"
+    if not (balance / "train.csv").is_file():
+        with atomic_path(balance) as tmp:
+            (tmp / "images").mkdir(parents=True)
+            made = train_set.build(typed["balance"], [r for r in split_rows if r["split"] == "train"],
+                                   read_rows(crops / CROPS_CSV), crops / FACES, tmp)
+            write_rows(tmp / "train.csv", made.final, train_set.TRAIN_COLUMNS)
+        log.info("fold %s balanced: %s", workdir.name, train_set.metrics(made, typed["balance"].classes)["after"])
+    config = resolved_config(typed["train"], backbone)
+    trained = fit(backbone, typed["train"], config, balance, split_dir, crops,
+                  lambda record: log.info("%s epoch %d: %s", workdir.name, record["epoch"], record))
+    with atomic_path(model) as tmp:
+        write_model(trained, tmp)
     return model
 
 
 def score_fold(model_dir: Path, crops: Path, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities for the scored rows as given and averaged with their mirror image."""
     from faceocc.classifier import Classifier
-    from faceocc.images import load_rgb
+    from faceocc.images import load_rgb, mirrored
 
     classifier = Classifier.load(model_dir)
     classifier.card = dataclasses.replace(classifier.card, mirror_average=False)  # both views are taken here
-    images = [load_rgb(crops / "faces" / r["file"]) for r in rows]
+    images = [load_rgb(crops / FACES / r["file"]) for r in rows]
     plain = classifier.predict_proba(images)
-    mirrored = classifier.predict_proba([np.ascontiguousarray(im[:, ::-1]) for im in images])
-    return plain, (plain + mirrored) / 2
+    flipped = classifier.predict_proba([mirrored(im) for im in images])
+    return plain, (plain + flipped) / 2
 
 
 def cross_fitted_predictions(labels: np.ndarray, probs: np.ndarray, folds: np.ndarray, classes: tuple[str, ...],
@@ -231,7 +237,7 @@ def pictures(oof: list[dict], predicted: np.ndarray, classes: tuple[str, ...], c
     for i, label in enumerate(classes):
         missed = [(r, classes[p]) for r, p in zip(oof, predicted) if r["label"] == label and p != i]
         if missed:
-            tiles = [(f"{called[:10]} {r['crop_id'][:8]}", load_rgb(crops / "faces" / r["file"])) for r, called in missed]
+            tiles = [(f"{called[:10]} {r['crop_id'][:8]}", load_rgb(crops / FACES / r["file"])) for r, called in missed]
             bands.append(captioned_grid(tiles, f"{label}: {len(missed)} of {sum(r['label'] == label for r in oof)} "
                                         "labelled wrongly out of fold (caption: what the model said, crop id)"))
     return {"confusion.png": encode_png(confusion_image(np.asarray(matrix), classes, "out of fold, pooled")),
@@ -324,12 +330,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{out}: holds a run with other settings or workspace params (run.json); give another "
                          "--out or remove it")
     write_json(out / "run.json", run)
-    params_file = out / "params.yaml"
-    write_text(params_file, yaml.safe_dump(params, sort_keys=False))
+    write_text(out / "params.yaml", yaml.safe_dump(params, sort_keys=False))  # what the folds were made with
 
     classes = typed["train"].classes
-    rows = read_rows(workspace / "data" / "split" / "split.csv")
-    origins = {r["id"]: r["origin"] for r in read_rows(workspace / "data" / "scrape" / "manifest.csv") if r["id"]}
+    rows = read_rows(Workspace(workspace).split / SPLIT_CSV)
+    origins = {r["id"]: r["origin"] for r in read_rows(Workspace(workspace).scrape / MANIFEST_CSV) if r["id"]}
     pool = [r for r in rows if r["split"] in ("train", "val")]
     groups = [int(r["group"]) for r in pool]
     train_only = matching_groups([origins[r["source_id"]] for r in pool], groups, typed["split"].train_only)
@@ -356,9 +361,9 @@ def main(argv: list[str] | None = None) -> None:
                  else fold_splits(folds.tolist(), fold, args.folds))
         fold_rows = [{**r, "split": s} for r, s in zip(pool, names)]
         workdir = out / f"fold{fold}"
-        model = run_fold(workdir, workspace, params_file, args.backbone, fold_rows)
+        model = run_fold(workdir, workspace, typed, args.backbone, fold_rows)
         scored = [r for r in fold_rows if r["split"] == "test"]
-        plain, mirrored = score_fold(model, workspace / "data" / "crop", scored)
+        plain, mirrored = score_fold(model, Workspace(workspace).crop, scored)
         oof += [{"crop_id": r["crop_id"], "label": r["label"], "fold": fold, "file": r["file"],
                  **{f"p_{c}": round(float(p[i]), 6) for c, i in index.items()},
                  **{f"pm_{c}": round(float(m[i]), 6) for c, i in index.items()}}
@@ -388,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
     write_rows(out / "oof.csv", oof, oof_columns)
     write_json(out / "crossval.json", record)
     write_text(out / "crossval.md", markdown(record))
-    for name, png in pictures(oof, predictions["argmax"], classes, workspace / "data" / "crop",
+    for name, png in pictures(oof, predictions["argmax"], classes, Workspace(workspace).crop,
                               results["argmax"]["pooled"]["confusion"]).items():
         if png is not None:
             write_bytes(out / name, png)

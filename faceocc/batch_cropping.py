@@ -16,16 +16,18 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 from PIL import Image
 
+from faceocc.config import bounded, checked
 from faceocc.cropping import CropGeometry, crop_face
+from faceocc.devices import DEVICE_NAMES, is_device_name
 from faceocc.faces import LANDMARK_NAMES, Face, template_landmarks
-from faceocc.finder import FaceFinder
+from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.sheets import captioned_grid, contact_sheet, draw_points
 
@@ -38,6 +40,19 @@ _POINT_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "
 CROP_COLUMNS = (("crop_id", "source_id", "label", "file", "x1", "y1", "x2", "y2", "probability",
                  "detection_pass", "landmarks") + _POINT_COLUMNS + tuple(f"crop_{c}" for c in _POINT_COLUMNS))
 ANNOTATED = "annotation"  # found_in_pass of an image cut at its source's boxes
+
+
+@dataclass(frozen=True)
+class CropParams:
+    finder: FinderSettings = field(default_factory=FinderSettings)
+    keep: Literal["largest", "all"] = "largest"  # faces a labelled photo contributes: the one its label describes
+    # cuda when present, else cpu (MTCNN only; the ONNX detectors run on the CPU)
+    device: str = checked("auto", is_device_name, DEVICE_NAMES)
+    geometry: CropGeometry = field(default_factory=CropGeometry)
+    # use: a face box the source annotated (PascalVOC, ROF) is cut as given, no detection; ignore: detect all
+    annotations: Literal["use", "ignore"] = "use"
+    batch_size: int = bounded(8, ge=1)
+    threads: int = bounded(2, ge=1)  # torch intra-op threads; results are deterministic for a fixed value
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,14 @@ def annotated_faces(annotation: str) -> tuple[Face, ...] | None:
             landmarks, landmarks_from = template_landmarks(box), "template"
         faces.append(Face(box, 1.0, landmarks, detection_pass=0, landmarks_from=landmarks_from))
     return tuple(faces) or None
+
+
+def source_images(raw_rows: list[dict], raw_dir: Path, use_annotations: bool) -> list[SourceImage]:
+    """The scrape stage's stored items (manifest rows of outcome ok), with the face boxes their source annotated
+    when `use_annotations`."""
+    return [SourceImage(r["id"], r["label"], raw_dir / r["file"], r["origin"],
+                        annotated_faces(r.get("annotation", "")) if use_annotations else None)
+            for r in raw_rows if r["outcome"] == "ok"]
 
 
 @dataclass

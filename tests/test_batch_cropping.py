@@ -3,7 +3,7 @@ from PIL import Image
 
 from faceocc.cropping import CropGeometry
 from faceocc.faces import Face
-from faceocc.facecrops import SourceImage, detection_summary, keep_faces, run_crop
+from faceocc.batch_cropping import SourceImage, detection_summary, keep_faces, run_crop
 from faceocc.finder import FaceFinder, FinderSettings
 
 
