@@ -22,7 +22,7 @@ from faceocc.classifier import CARD_FILE, WEIGHTS_FILE, ModelCard, save_weights
 from faceocc.config import ConfigError, from_mapping
 from faceocc.images import load_rgb
 from faceocc.manifest import read_rows
-from faceocc.tasks import HasTask, TaskName, check_labels
+from faceocc.tasks import Task
 from faceocc.training import TrainConfig, TrainResult, train
 from faceocc.workspace import FACES, SPLIT_CSV
 
@@ -51,8 +51,7 @@ BackbonesParams.__module__ = __name__
 
 
 @dataclass(frozen=True)
-class TrainParams(HasTask):
-    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
+class TrainParams:
     common: TrainConfig = field(default_factory=TrainConfig)
     backbones: BackbonesParams = field(default_factory=BackbonesParams)
 
@@ -62,13 +61,16 @@ def resolved_config(params: TrainParams, backbone: str) -> TrainConfig:
     overrides = getattr(params.backbones, backbone)
     given = {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
     # an override is checked against the same ranges as train.common
-    config = from_mapping(TrainConfig, {**dataclasses.asdict(params.common), **given}, f"train.backbones.{backbone}")
+    return from_mapping(TrainConfig, {**dataclasses.asdict(params.common), **given}, f"train.backbones.{backbone}")
+
+
+def check_head(config: TrainConfig, classes: tuple[str, ...]) -> None:
+    """ConfigError when the head cannot learn the task's classes, before any work."""
     if config.head == "attributes":
-        try:  # a task whose classes are not mixes of the attributes is refused before any work
-            code_matrix(params.classes)
+        try:  # a task whose classes are not mixes of the attributes
+            code_matrix(classes)
         except ValueError as err:
             raise ConfigError(f"train.common.head: {err}") from None
-    return config
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,13 @@ class TrainedModel:
     card: ModelCard
 
 
-def fit(backbone: str, params: TrainParams, config: TrainConfig, balance: Path, split: Path, crops: Path,
+def fit(backbone: str, task: Task, config: TrainConfig, balance: Path, split: Path, crops: Path,
         on_epoch: Callable[[dict], None]) -> TrainedModel:
     """Train on balance/train.csv, choose the epoch by split/split.csv's val rows, and describe the model kept."""
-    classes = params.classes
+    classes = task.classes
     index = {c: i for i, c in enumerate(classes)}
     train_rows = read_rows(balance / "train.csv")
     val_rows = [r for r in read_rows(split / SPLIT_CSV) if r["split"] == "val"]
-    check_labels((r["label"] for r in train_rows + val_rows), params.task, "train")
     roots = {"crop": crops / FACES, "balance": balance}
     train_images = [load_rgb(roots[r["root"]] / r["file"]) for r in train_rows]
     val_images = [load_rgb(crops / FACES / r["file"]) for r in val_rows]
@@ -97,7 +98,7 @@ def fit(backbone: str, params: TrainParams, config: TrainConfig, balance: Path, 
     log.info("%s: %s; %d train / %d val images", backbone, start, len(train_rows), len(val_rows))
     result = train(model, train_images, y_train, val_images, y_val, classes, spec.mean, spec.std, config, on_epoch)
     card = ModelCard(
-        backbone=backbone, classes=classes, task=params.task, input_size=config.input_size, mean=spec.mean,
+        backbone=backbone, classes=classes, task=task.name, input_size=config.input_size, mean=spec.mean,
         std=spec.std, crop=json.loads((crops / "geometry.json").read_text()),
         finder=json.loads((crops / "finder.json").read_text()), start=start,
         data_sha256=data_hash(balance / "train.csv", split / SPLIT_CSV),

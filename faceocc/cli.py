@@ -8,6 +8,7 @@
     faceocc score labelled/ --match 'src__*' --json score.json   # found and right per class, photos in <class>/
     faceocc predict --task mask_wearing photos/                    # with / without / incorrectly worn mask
     faceocc predict photos/ --model models/onnx_int8/mobilenet_v2  # a pipeline model (the demo's: a warning)
+    faceocc serve --port 8000                                      # HTTP API + web page on http://127.0.0.1:8000/
 
 Every entry pointed at gets a line: a file is decoded by its content, whatever its name; a bad one (missing,
 unreadable, not an image, empty, too large, a FIFO, an empty folder) becomes one line of output with the reason,
@@ -37,7 +38,7 @@ from faceocc.detectors import DETECTORS
 from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
 from faceocc.inference import load_classifier
 from faceocc.provenance import version
-from faceocc.tasks import TASKS, task_of_classes
+from faceocc.tasks import TASKS, task_of_model
 
 POLICIES = ("largest", "any", "all")
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -86,9 +87,9 @@ def _predictor(args, threads: int = 0):
     return FacePredictor(classifier, settings, threads=threads, device=device)
 
 
-def _masked_classes(classes) -> tuple[str, ...]:
+def _masked_classes(card) -> tuple[str, ...]:
     """The model's classes that mean a mask over nose or mouth (its task's), for the pose's `masked_face`."""
-    return getattr(task_of_classes(tuple(classes)), "masked_classes", ())
+    return getattr(task_of_model(card.task, card.classes), "masked_classes", ())
 
 
 def _relative(file: Path, root: Path) -> Path:
@@ -129,7 +130,7 @@ def predict(args) -> int:
     from faceocc.pose import add_pose
 
     predictor = _predictor(args)
-    masked = _masked_classes(predictor.classifier.classes)
+    masked = _masked_classes(predictor.classifier.card)
     entries = list(list_inputs(args.paths))
     _output_folder(args.annotate)
     out = _open_output(args.jsonl) if args.jsonl else sys.stdout
@@ -263,7 +264,7 @@ def video(args) -> int:
     from faceocc.video import VideoSettings, frames, run_video
 
     predictor = _predictor(args)
-    masked = _masked_classes(predictor.classifier.classes)
+    masked = _masked_classes(predictor.classifier.card)
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
     several = len(args.inputs) > 1
     names = video_output_names(args.inputs)
@@ -529,7 +530,65 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=_at_least(0), default=0, help="detector threads (0: every core)")
     common(c)
     c.set_defaults(run=score)
+
+    w = commands.add_parser("serve", help="the models behind an HTTP API and a web page (FastAPI on uvicorn)",
+                            description="POST /v1/predict and /v1/annotate take an image (multipart `file`, or "
+                            "the bytes as image/*); GET /v1/models, /healthz, /docs (OpenAPI) and / (the web "
+                            "page). Each --task's model is loaded once and shared by every request; past "
+                            "--workers + --queue requests in progress, the server answers 503 with Retry-After.")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only; "
+                   "0.0.0.0: every interface)")
+    w.add_argument("--port", type=_at_least(0), default=8000, help="port (8000)")
+    w.add_argument("--model", type=Path, help="a model directory (with one --task); default: each task's release")
+    w.add_argument("--task", dest="tasks", action="append", choices=sorted(TASKS),
+                   help="a task to serve (repeatable); default: every task whose released model is present")
+    w.add_argument("--workers", type=_at_least(1), default=2, help="requests computed at once (2: both cores)")
+    w.add_argument("--threads-per-worker", type=_at_least(1), default=1, help="each request's threads (1)")
+    w.add_argument("--queue", type=_at_least(0), default=8, help="requests waiting beyond the workers (8)")
+    w.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (20 MB)")
+    w.add_argument("--detector", choices=sorted(DETECTORS), help="face detector (default: each card's)")
+    w.add_argument("--min-score", type=float, help="detector score a face must reach (default: the card's)")
+    w.add_argument("--device", type=_device_name, default="auto", help="auto, cpu, cuda or cuda:N")
+    w.set_defaults(run=serve)
     return parser
+
+
+def serve(args) -> int:
+    """Load the models, then run the server until Ctrl-C (faceocc/serve.py)."""
+    from faceocc.inference import REPO, FacePredictor, finder_settings
+    from faceocc.serve import ServeSettings, Service, create_app
+
+    try:
+        import uvicorn
+    except ImportError as err:  # set-up installs it; a bare `pip install faceocc` may not have
+        raise Refused(f"serve needs uvicorn and fastapi ({err})") from None
+    tasks = args.tasks or [t for t, task in TASKS.items() if (REPO / task.release_dir / "card.json").exists()]
+    if args.model and len(tasks) != 1:
+        raise Refused("--model serves one model: give exactly one --task with it")
+    if not tasks:
+        raise Refused("no released model found (models/release*): pass --task and --model DIR")
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    predictors, folders = {}, {}
+    for name in tasks:
+        classifier = load_model(args.model, name, device)
+        try:
+            settings = finder_settings(classifier.card, args.detector, args.min_score)
+        except ValueError as err:
+            raise Refused(str(err)) from None
+        predictors[name] = FacePredictor(classifier, settings, threads=args.threads_per_worker, device=device)
+        folders[name] = args.model or REPO / TASKS[name].release_dir
+    service = Service(predictors, ServeSettings(workers=args.workers, threads_per_worker=args.threads_per_worker,
+                                                queue=args.queue, max_upload_bytes=int(args.max_upload_mb * 1e6)),
+                      folders)
+    print(f"faceocc: serving {', '.join(tasks)} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    try:
+        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+    finally:
+        service.close()
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

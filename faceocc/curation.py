@@ -23,7 +23,6 @@ import numpy as np
 
 from faceocc.images import load_rgb
 from faceocc.sheets import captioned_grid
-from faceocc.tasks import HasTask, TaskName
 
 CURATED_COLUMNS = ("crop_id", "source_id", "label", "original_label", "file", "outcome", "detail", "face_px",
                    "probability", "sharpness", "cluster", "phash")
@@ -143,8 +142,7 @@ def _quality_verdict(item: dict, quality: QualityFilter) -> dict | None:
 
 
 @dataclass(frozen=True)
-class CurateParams(HasTask):
-    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
+class CurateParams:
     quality: QualityFilter = field(default_factory=QualityFilter)
     sheet_max: int = 240          # crops per class on a review sheet (the first by id)
 

@@ -46,7 +46,7 @@ def load_classifier(model: str | Path | None = None, task: str | None = None, de
     """The model directory `model`, else the task's released one (occlusion4's when no task is named). Raises
     ModelFileError naming the file and the reason: no model there, a broken one, or one of another task (its
     labels would be read as the wrong ones)."""
-    from faceocc.tasks import task_named, task_of_classes
+    from faceocc.tasks import task_named, task_of_model
 
     wanted = task_named(task or "occlusion4")
     model_dir = Path(model) if model is not None else REPO / wanted.release_dir
@@ -56,7 +56,7 @@ def load_classifier(model: str | Path | None = None, task: str | None = None, de
                              + ("" if wanted.name == "occlusion4" else f", or build it: make release TASK={wanted.name}"))
     classifier = Classifier.load(model_dir, str(resolve_device(device)))
     card = classifier.card
-    model_task = card.task or getattr(task_of_classes(card.classes), "name", "")
+    model_task = getattr(task_of_model(card.task, card.classes), "name", "")
     if task and model_task != task:
         raise ModelFileError(f"{model_dir} is a {model_task or 'task-less'} model (classes "
                              f"{', '.join(card.classes)}), not one for --task {task}")

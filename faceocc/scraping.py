@@ -21,7 +21,7 @@ from faceocc.gallery import CrawlLimits, GalleryStart
 from faceocc.images import DEFAULT_MAX_PIXELS, encode_png
 from faceocc.sources import (RawStore, folder_crops, is_voc_root, list_folder, photo_series, store_folder, store_voc,
                              voc_files)
-from faceocc.tasks import HasTask, TaskName, task_named
+from faceocc.tasks import TaskName, task_named
 from faceocc.web import Fetcher, WebConfig
 from faceocc.workspace import data_root
 
@@ -53,7 +53,7 @@ class GalleryParams:
 
 
 @dataclass(frozen=True)
-class ScrapeParams(HasTask):
+class ScrapeParams:
     source: Literal["demo", "folder", "rof", "gallery"] = "demo"
     task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
     demo: DemoConfig = field(default_factory=DemoConfig)
@@ -63,6 +63,10 @@ class ScrapeParams(HasTask):
     web: WebConfig = field(default_factory=WebConfig)
     retry_failed: bool = False          # also re-request URLs that failed for a lasting reason (404, ...)
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return task_named(self.task).classes
 
 
 def scrape(params: ScrapeParams, store: RawStore, cache_dir: Path) -> tuple[list[dict], dict]:

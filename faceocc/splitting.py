@@ -14,7 +14,6 @@ import numpy as np
 
 from faceocc.dedup import cross_group_pairs
 from faceocc.seeding import seeded_key
-from faceocc.tasks import HasTask, TaskName
 
 log = logging.getLogger("split")
 
@@ -24,8 +23,7 @@ SPLIT_COLUMNS = ("crop_id", "source_id", "identity", "label", "file", "split", "
 
 
 @dataclass(frozen=True)
-class SplitParams(HasTask):
-    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
+class SplitParams:
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
     seed: int = 0
     group_by_identity: bool = True  # keep one person in one split where the source names them (ROF)
@@ -41,8 +39,8 @@ class SplitLeak(ValueError):
     """Near-duplicates, a source photo or an identity found in two splits after assignment."""
 
 
-def split_rows(params: SplitParams, items: list[dict], origins: list[str], near_max_distance: int
-               ) -> tuple[list[dict], dict]:
+def split_rows(params: SplitParams, classes: tuple[str, ...], items: list[dict], origins: list[str],
+               near_max_distance: int) -> tuple[list[dict], dict]:
     """(split.csv rows, the stage's metrics) for the curated `items` (sorted by crop_id, each with its source's
     identity) whose source files are `origins`. SplitLeak when a group straddles two splits after all."""
     keys = ("source_id", "cluster") + (("identity",) if params.group_by_identity else ())
@@ -63,7 +61,7 @@ def split_rows(params: SplitParams, items: list[dict], origins: list[str], near_
     names = SPLITS + ((OUT_OF_DOMAIN,) if params.out_of_domain else ())
     counts = {s: Counter(r["label"] for r in rows if r["split"] == s) for s in names}
     return rows, {
-        "counts": {s: {c: counts[s].get(c, 0) for c in params.classes} for s in names},
+        "counts": {s: {c: counts[s].get(c, 0) for c in classes} for s in names},
         "totals": {s: sum(counts[s].values()) for s in names}, "groups": len(set(groups)),
         "train_only_items": sum(g in train_only for g in groups),
         "cross_split_near_duplicates": pairs["cross"], "near_duplicate_pairs_within_splits": pairs["within"],

@@ -1,16 +1,23 @@
 """The tasks the DAG can train: each a fixed class list, the colours its boxes are drawn in, and the other
 spellings its data sources use for those classes.
 
-Stages name a task (`task:` in their params section) instead of repeating a class list, so one switch moves the
-whole DAG from the occlusion classes to mask wearing, and a model card says which task its classes belong to.
+The task is a fact of the data: the scrape stage's params name it (`scrape.task`), the scrape writes it beside
+its output (task.json), the crop stage carries it forward, and every later stage reads it from its inputs. So one
+setting moves the whole DAG from the occlusion classes to mask wearing, no two stages can disagree, and a model
+card says which task its classes belong to. What a release of each task changes in params.yaml is in
+tools/release_params/.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from faceocc import CLASSES
+from faceocc.atomic import write_json
+from faceocc.workspace import TASK_JSON
 
 
 @dataclass(frozen=True)
@@ -20,9 +27,6 @@ class Task:
     colours: dict = field(default_factory=dict)   # class -> RGB for annotated pictures
     aliases: dict = field(default_factory=dict)   # a source's folder / VOC class name -> the class here
     release_dir: str = "models/release"           # the released model `faceocc --task NAME` uses by default
-    # params the release of this task changes from params.yaml's (which are the occlusion demo's): section ->
-    # key path -> value; plain data so release.py can write them into the workspace's params.yaml
-    release_params: dict = field(default_factory=dict)
     # classes whose faces wear a mask over the nose or mouth: the detector guesses those landmarks under it, so a
     # head pose from them is coarse (reports/pose.md, masked faces: 8-10 degrees of yaw and pitch off)
     masked_classes: tuple[str, ...] = ()
@@ -38,11 +42,6 @@ OCCLUSION4 = Task(
     colours={"face": (40, 180, 40), "masked": (30, 110, 230), "sunglasses": (240, 150, 20),
              "mask_sunglasses": (200, 40, 200)},
     masked_classes=("masked", "mask_sunglasses"),
-    release_params={
-        # on the release's val split the attribute head beat four exclusive classes for EfficientNet-Lite0 and
-        # tied for MobileNetV2 (docs/occlusion4_releases.md); the demo keeps the softmax head
-        "train": {"common": {"head": "attributes"}},
-    },
 )
 
 # The second source document's classes, spelled as mask_detection's annotations spell them. Its colours: green
@@ -55,24 +54,6 @@ MASK_WEARING = Task(
              "incorrect_mask": "mask_weared_incorrect", "no_mask": "without_mask", "mask": "with_mask"},
     release_dir="models/release_mask_wearing",
     masked_classes=("with_mask", "mask_weared_incorrect"),  # worn wrongly still covers the mouth or the chin
-    release_params={
-        # mask_detection's faces are small (of its 92 incorrect boxes, 61 are >= 20 px, 51 >= 24, 38 >= 32): the
-        # model trains on faces of 20 px and up; the sharpness floor is for web photos, and an enlarged 20 px face
-        # is soft. The finder keeps its 10 px rule, so `faceocc predict` still reports the smaller crowd faces
-        "curate": {"quality": {"min_face_px": 20, "min_sharpness": 0.0}},
-        # MaskedFace-Net's pasted-on masks add to training only: its README says not to measure a model on them
-        # 59 real incorrectly worn masks of >= 20 px: a 15 % test share would be 9 faces, 20 % is 12
-        "split": {"train_only": ["*_Mask.jpg", "*_Mask_*.jpg"], "ratios": [0.6, 0.2, 0.2]},
-        # the median class count (about 230) would throw away 5 of every 6 correctly masked faces. Occluders drawn
-        # onto faces make the occlusion task's synthetic classes, none of these. A mask_low recipe (a mask drawn
-        # below the nose or on the chin of each bare training face, 174 images) was tried and not kept: the
-        # incorrect class's val recall stayed 7 of 12 (README, "The mask-wearing model")
-        "balance": {"synthetic": {"enabled": False, "recipes": []}, "target": 600},
-        # 5-fold cross-validation over train + val (tools/crossval.py, 47 incorrect faces scored): averaging
-        # each crop with its mirror raised Lite0's pooled macro-F1 from 0.843 to 0.877 and incorrect recall from
-        # 25 to 29 of 47, in no fold lower; a fitted per-class logit bias, cross-fitted, lowered it to 0.830
-        "train": {"common": {"mirror_average": True}},
-    },
 )
 
 TASKS = {t.name: t for t in (OCCLUSION4, MASK_WEARING)}
@@ -93,20 +74,31 @@ def task_of_classes(classes: tuple[str, ...]) -> Task | None:
 TaskName = Literal["occlusion4", "mask_wearing"]  # the keys of TASKS, for typed params
 
 
-class HasTask:
-    """Mixin for a stage's params dataclass with a `task` field: its class list."""
-
-    task: str
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return task_named(self.task).classes
+class TaskFileError(ValueError):
+    """A stage output's task.json is missing or does not name a known task with its classes."""
 
 
-def check_labels(labels, task_name: str, stage: str) -> None:
-    """SystemExit in one line when a stage's input holds labels outside its task: the stages' `task` values
-    disagree (e.g. `dvc exp run -S scrape.task=...` changes one stage only)."""
-    strays = sorted(set(labels) - set(task_named(task_name).classes))
-    if strays:
-        raise SystemExit(f"{stage}.task is {task_name}, but its input has labels {strays}: give every stage the "
-                         "same task (params.yaml: scrape, curate, split, balance, train)")
+def write_task_file(folder: Path, task: Task) -> None:
+    """task.json in a stage output: the task its labels belong to, and that task's classes in their order."""
+    write_json(Path(folder) / TASK_JSON, {"task": task.name, "classes": list(task.classes)})
+
+
+def read_task_file(folder: Path) -> Task:
+    """The task of a stage output (the scrape's, or the crop's that carries it); TaskFileError in one line."""
+    path = Path(folder) / TASK_JSON
+    try:
+        record = json.loads(path.read_text())
+        task = task_named(record["task"])
+    except FileNotFoundError:
+        raise TaskFileError(f"{path}: missing; the scrape stage writes it (re-run the DAG from the scrape)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise TaskFileError(f"{path}: {err}") from None
+    if tuple(record.get("classes", ())) != task.classes:
+        raise TaskFileError(f"{path}: classes {record.get('classes')} are not task {task.name}'s {list(task.classes)}")
+    return task
+
+
+def task_of_model(task_name: str, classes: tuple[str, ...]) -> Task | None:
+    """The task of a model card: the one it names, else (a card written before cards named one) the task whose
+    class list it has."""
+    return TASKS.get(task_name) or task_of_classes(classes)

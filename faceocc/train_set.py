@@ -25,7 +25,6 @@ from faceocc.images import encode_png, load_rgb
 from faceocc.occlusion import RENDERS
 from faceocc.seeding import item_seed, seeded_order
 from faceocc.sheets import bar_chart, contact_sheet
-from faceocc.tasks import HasTask, TaskName
 
 TRAIN_COLUMNS = ("id", "label", "kind", "root", "file", "origin", "recipe")
 COUNT_COLUMNS = ("bar", "label", "step", "count")
@@ -42,8 +41,7 @@ class SyntheticParams:
 
 
 @dataclass(frozen=True)
-class BalanceParams(HasTask):
-    task: TaskName = "occlusion4"   # faceocc/tasks.py: the class list (and its colours) this run is about
+class BalanceParams:
     strategy: Literal["none", "undersample", "oversample"] = "oversample"
     target: int = 0                # oversample: the per-class goal; 0 = the median class count
     augment_ratio: int = 3         # oversample: at most this many augmented copies per image (1:3)
@@ -52,11 +50,11 @@ class BalanceParams(HasTask):
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
 
 
-def check_recipes(params: BalanceParams) -> None:
+def check_recipes(params: BalanceParams, classes: tuple[str, ...]) -> None:
     """ConfigError for a recipe that names a class outside the task or a render the renderer lacks."""
     for recipe in params.synthetic.recipes if params.synthetic.enabled else ():  # disabled: another task's, maybe
-        if recipe.label not in params.classes or recipe.source not in params.classes:
-            raise ConfigError(f"balance.synthetic.recipes: {recipe} names a class outside {list(params.classes)}")
+        if recipe.label not in classes or recipe.source not in classes:
+            raise ConfigError(f"balance.synthetic.recipes: {recipe} names a class outside {list(classes)}")
         if recipe.render not in RENDERS:
             raise ConfigError(f"balance.synthetic.recipes: render must be one of {list(RENDERS)}, "
                               f"got {recipe.render!r}")
@@ -69,7 +67,8 @@ class TrainSet:
     final: list[dict]       # train.csv: what the strategy kept, and its augmented copies
 
 
-def build(params: BalanceParams, train: list[dict], crop_rows: list[dict], faces: Path, out: Path) -> TrainSet:
+def build(params: BalanceParams, classes: tuple[str, ...], train: list[dict], crop_rows: list[dict], faces: Path,
+          out: Path) -> TrainSet:
     """Write the synthetic and augmented images under `out`/images and return the rows. `train` are the split's
     train rows, `crop_rows` the crop stage's (landmarks), `faces` its folder of crops."""
     landmarks = {r["crop_id"]: _points(r, "crop_") for r in crop_rows}
@@ -79,11 +78,11 @@ def build(params: BalanceParams, train: list[dict], crop_rows: list[dict], faces
     synthetic = (make_synthetic(params, originals, landmarks, source_points, faces, out)
                  if params.synthetic.enabled else [])
     pools = {c: [o for o in originals if o["label"] == c] + [s for s in synthetic if s["label"] == c]
-             for c in params.classes}
+             for c in classes}
     plans = plan_counts({c: len(p) for c, p in pools.items()}, params.strategy, params.target, params.augment_ratio)
     augmenter = build_augmenter(params.augment)
     final = []
-    for label in params.classes:
+    for label in classes:
         pool, plan = pools[label], plans[label]
         real = seeded_order([p["id"] for p in pool if p["kind"] == "original"], params.seed, label)
         made = seeded_order([p["id"] for p in pool if p["kind"] == "synthetic"], params.seed, label)

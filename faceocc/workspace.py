@@ -25,6 +25,7 @@ FACES = "faces"                 # the crop stage's crops: faces/<label>/<crop id
 CROPS_CSV = "crops.csv"         # the crop stage's row per crop (box, landmarks, file)
 SPLIT_CSV = "split.csv"         # the split stage's row per kept crop, with its split
 MANIFEST_CSV = "manifest.csv"   # the scrape stage's row per item, with its outcome
+TASK_JSON = "task.json"         # beside the scrape's and the crop's outputs: the task their labels belong to
 MODEL_VARIANTS = ("fp32", "fx_int8", "onnx_fp32", "onnx_int8")  # models/<variant>/<backbone>
 
 

@@ -12,10 +12,10 @@ from faceocc.atomic import stage_output, write_bytes, write_metrics
 from faceocc.config import ConfigError
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
-from faceocc.tasks import check_labels
 from faceocc.train_set import BalanceParams
 from faceocc.workspace import CROPS_CSV, FACES, SPLIT_CSV
 from stages._common import load_params, refuse, setup_logging
+from stages._task import task_of
 
 log = logging.getLogger("balance")
 
@@ -33,22 +33,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("balance", BalanceParams, args.params)
+    classes = task_of(args.crops).classes
     try:
-        train_set.check_recipes(params)
+        train_set.check_recipes(params, classes)
     except ConfigError as err:
         refuse(str(err))
     train = [r for r in read_rows(args.split / SPLIT_CSV) if r["split"] == "train"]
-    check_labels((r["label"] for r in train), params.task, "balance")
     faces = args.crops / FACES
     with stage_output(args.out) as tmp:
         (tmp / "images").mkdir(parents=True)
-        made = train_set.build(params, train, read_rows(args.crops / CROPS_CSV), faces, tmp)
+        made = train_set.build(params, classes, train, read_rows(args.crops / CROPS_CSV), faces, tmp)
         write_rows(tmp / "train.csv", made.final, train_set.TRAIN_COLUMNS)
         write_bytes(args.samples, encode_png(train_set.sample_sheet(made.final, faces, tmp)))
-    write_rows(args.counts, train_set.count_rows(params.classes, train_set.step_counts(made)),
+    write_rows(args.counts, train_set.count_rows(classes, train_set.step_counts(made)),
                train_set.COUNT_COLUMNS)
-    write_bytes(args.chart, encode_png(train_set.count_chart(made, params.classes, params.strategy)))
-    figures = train_set.metrics(made, params.classes)
+    write_bytes(args.chart, encode_png(train_set.count_chart(made, classes, params.strategy)))
+    figures = train_set.metrics(made, classes)
     write_metrics(args.metrics, figures)
     log.info("train per class before %s, after %s (%s)", figures["before"], figures["after"], figures["kinds"])
 

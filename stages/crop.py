@@ -18,7 +18,9 @@ from faceocc.finder import FaceFinder
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
 from faceocc.workspace import CROPS_CSV, FACES, MANIFEST_CSV
+from faceocc.tasks import write_task_file
 from stages._common import load_params, setup_logging
+from stages._task import task_of
 
 log = logging.getLogger("crop")
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("crop", CropParams, args.params)
+    task = task_of(args.raw)
     torch.set_num_threads(params.threads)
 
     images = source_images(read_rows(args.raw / MANIFEST_CSV), args.raw, params.annotations == "use")
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         # models record how their inputs were cut, so inference crops the same way without reading params
         write_json(tmp / "geometry.json", {"size": params.geometry.size, "margin": params.geometry.margin})
         write_json(tmp / "finder.json", params.finder.to_dict())
+        write_task_file(tmp, task)  # carried forward: the later stages that read crops read the task here
         if args.samples:
             write_bytes(args.samples, encode_png(crop_sample_sheet(tmp / FACES, result.crops)))
         if args.misses:

@@ -12,9 +12,9 @@ from faceocc.atomic import stage_output, write_bytes, write_metrics
 from faceocc.curation import CURATED_COLUMNS, CurateParams, OverrideError, curate, read_overrides
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows, write_rows
-from faceocc.tasks import check_labels
 from faceocc.workspace import FACES
 from stages._common import load_params, refuse, setup_logging
+from stages._task import task_of
 
 log = logging.getLogger("curate")
 
@@ -31,14 +31,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params("curate", CurateParams, args.params)
+    classes = task_of(args.crops).classes
     try:
-        overrides = read_overrides(args.overrides, params.classes)
+        overrides = read_overrides(args.overrides, classes)
     except OverrideError as err:
         refuse(str(err))
 
     candidates = [{**r, "dedup_outcome": r["outcome"]} for r in read_rows(args.dedup / "items.csv")
                   if r["outcome"] in ("kept", "label_conflict")]
-    check_labels((r["label"] for r in candidates), params.task, "curate")
     rows, unmatched = curate(candidates, overrides, params.quality)
     for override_id in unmatched:
         log.warning("%s: override for %s matches no crop (already dropped as a duplicate, or a typo?)",
@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         write_rows(tmp / "items.csv", rows, CURATED_COLUMNS)
     with stage_output(args.sheets) as tmp:
         tmp.mkdir()
-        for name, picture in curation.review_sheets(rows, args.crops / FACES, params.classes,
+        for name, picture in curation.review_sheets(rows, args.crops / FACES, classes,
                                                     params.sheet_max).items():
             write_bytes(tmp / f"{name}.png", encode_png(picture))
-    figures = curation.metrics(rows, params.classes, len(overrides), len(unmatched))
+    figures = curation.metrics(rows, classes, len(overrides), len(unmatched))
     write_metrics(args.metrics, figures)
     log.info("%d candidates: %s; kept per label %s", len(rows), figures["outcomes"], figures["kept_per_label"])
 

@@ -14,6 +14,7 @@ from faceocc.config import ConfigError
 from faceocc.manifest import write_rows
 from faceocc.scraping import ScrapeParams
 from faceocc.sources import RAW_COLUMNS, RawStore
+from faceocc.tasks import task_named, write_task_file
 from faceocc.workspace import MANIFEST_CSV
 from stages._common import load_params, refuse, setup_logging
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
             source_rows, grouping = scraping.scrape(params, store, args.cache)
             write_rows(tmp / MANIFEST_CSV, store.rows, RAW_COLUMNS)
             write_rows(tmp / "sources.csv", source_rows, SOURCE_COLUMNS)
+            write_task_file(tmp, task_named(params.task))  # what every later stage reads the task from
     except ConfigError as err:
         refuse(str(err))
     figures = scraping.metrics(store, source_rows, grouping, params.classes)

@@ -11,9 +11,9 @@ from pathlib import Path
 from faceocc.atomic import stage_output, write_metrics
 from faceocc.manifest import read_rows, write_rows
 from faceocc.splitting import SPLIT_COLUMNS, SplitLeak, SplitParams, split_rows
-from faceocc.tasks import check_labels
 from faceocc.workspace import MANIFEST_CSV, SPLIT_CSV
 from stages._common import load_params, setup_logging
+from stages._task import task_of
 
 log = logging.getLogger("split")
 
@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     items = [{**r, "identity": raw[r["source_id"]].get("identity", "")}
              for r in read_rows(args.curated / "items.csv") if r["outcome"] == "kept"]
     items.sort(key=lambda r: r["crop_id"])
-    check_labels((r["label"] for r in items), params.task, "split")
+    origins = [raw[r["source_id"]]["origin"] for r in items]
     try:
-        rows, figures = split_rows(params, items, [raw[r["source_id"]]["origin"] for r in items],
-                                   near["max_distance"])
+        rows, figures = split_rows(params, task_of(args.raw).classes, items, origins, near["max_distance"])
     except SplitLeak as err:
         raise SystemExit(str(err)) from None
     with stage_output(args.out) as tmp:

@@ -14,10 +14,11 @@ from dvclive import Live
 
 from faceocc import backbones
 from faceocc.atomic import stage_output
-from faceocc.backbone_training import (BackbonesParams, TrainParams, fit, kept_model_summary,  # noqa: F401
-                                       resolved_config, write_model)
+from faceocc.backbone_training import (BackbonesParams, TrainParams, check_head, fit,  # noqa: F401
+                                       kept_model_summary, resolved_config, write_model)
 from faceocc.config import ConfigError
 from stages._common import load_params, refuse, setup_logging
+from stages._task import task_of
 
 log = logging.getLogger("train")
 
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     params = load_params("train", TrainParams, args.params)
     try:
-        config = resolved_config(params, args.backbone)
+        config = resolved_config(params, args.backbone)  # the settings first, then the inputs
+    except ConfigError as err:
+        refuse(f"{args.params}: {err}")
+    task = task_of(args.crops)
+    try:
+        check_head(config, task.classes)
     except ConfigError as err:
         refuse(f"{args.params}: {err}")
 
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             live.next_step()
             log.info("epoch %d: %s", record["epoch"], record)
 
-        trained = fit(args.backbone, params, config, args.balance, args.split, args.crops, on_epoch)
+        trained = fit(args.backbone, task, config, args.balance, args.split, args.crops, on_epoch)
         # dvclive's summary holds the last epoch's figures; metrics.json must describe the model kept
         live.summary = kept_model_summary(trained.result.history, trained.result.best_epoch)
     with stage_output(args.out) as tmp:

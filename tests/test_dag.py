@@ -269,3 +269,24 @@ def test_the_readmes_dag_is_dvcs_with_each_matrix_as_one_node():
         drawn.add_edges_from(zip(chain, chain[1:]))
     assert set(drawn) == set(dag)
     assert set(drawn.edges) == set(nx.transitive_reduction(dag).edges)
+
+
+def test_the_serve_benchmark_depends_on_the_server_it_starts():
+    # the stage runs `faceocc serve` as a subprocess: editing the server must re-run it, though the stage module
+    # imports neither faceocc.cli nor faceocc.serve
+    deps = set(DVC["serve_benchmark"]["deps"])
+    needed = _module_files("faceocc.cli") | _module_files("faceocc.serve") | {"faceocc/static"}
+    missing = {f for f in needed if f not in deps and not any(p.as_posix() in deps for p in Path(f).parents)}
+    assert not missing, sorted(missing)
+
+
+def test_every_param_a_stage_watches_is_in_params_yaml():
+    # `dvc repro` stops at a watched key params.yaml lacks ("Parameters 'train.task' are missing"), a stage in
+    backbones = list(PARAMS["train"]["backbones"])  # the middle of a run; the matrix's ${item.backbone}, each
+    for name, stage in DVC.items():
+        for path in stage["params"]:
+            for resolved in ([path.replace("${item.backbone}", b) for b in backbones] if "${" in path else [path]):
+                node = PARAMS
+                for key in resolved.split("."):
+                    assert isinstance(node, dict) and key in node, f"{name}: {resolved} is not in params.yaml"
+                    node = node[key]

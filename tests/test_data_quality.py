@@ -28,6 +28,7 @@ from faceocc.batch_cropping import CROP_COLUMNS
 from faceocc.manifest import read_rows, write_rows
 from faceocc.sources import RAW_COLUMNS
 from faceocc.splitting import assign_splits, group_items
+from faceocc.tasks import OCCLUSION4, write_task_file
 
 CLASSES = ("face", "masked", "sunglasses", "mask_sunglasses")
 # where a 112 px crop of an upright face has its landmarks (what the crop stage records)
@@ -214,6 +215,8 @@ def make_crops(root: Path, source_scale: float = 1.0) -> None:
     write_rows(root / "crop" / "crops.csv", crop_rows, CROP_COLUMNS)
     (root / "scrape").mkdir()
     write_rows(root / "scrape" / "manifest.csv", raw_rows, RAW_COLUMNS)
+    for stage in ("scrape", "crop"):  # as the scrape records the task and the crop carries it forward
+        write_task_file(root / stage, OCCLUSION4)
 
 
 def run_stages(root: Path, overrides: str = "id,action,label,reason\n", split_params: dict | None = None,

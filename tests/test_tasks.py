@@ -26,7 +26,7 @@ from faceocc.splitting import (
     assign_with_holdout,
     group_items,
 )
-from faceocc.tasks import MASK_WEARING, OCCLUSION4, TASKS, TaskName, task_named
+from faceocc.tasks import MASK_WEARING, OCCLUSION4, TASKS, TaskName, read_task_file, task_named
 from stages import crop, scrape, split
 
 MASK_CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")
@@ -114,14 +114,14 @@ def mask_sources(tmp_path, astronaut):
 
 
 def _mask_wearing_params(path, roots) -> str:
-    task = {"task": "mask_wearing"}
+    # the scrape alone names the task: the later stages read it from their inputs
     path.write_text(yaml.safe_dump({
-        "scrape": {**task, "source": "folder", "folder": {"roots": [str(r) for r in roots]}},
+        "scrape": {"task": "mask_wearing", "source": "folder", "folder": {"roots": [str(r) for r in roots]}},
         "crop": {"batch_size": 4, "threads": 1, "device": "cpu", "finder": {"min_face_px": 16}},
         "dedup": {},
-        "curate": {**task, "quality": {"min_face_px": 16, "min_sharpness": 0.0}},
-        "split": {**task, "train_only": TRAIN_ONLY},
-        "balance": {**task, "synthetic": {"enabled": False}},  # its occlusion recipes stay, unused
+        "curate": {"quality": {"min_face_px": 16, "min_sharpness": 0.0}},
+        "split": {"train_only": TRAIN_ONLY},
+        "balance": {"synthetic": {"enabled": False}},  # its occlusion recipes stay, unused
     }))
     return str(path)
 
@@ -167,13 +167,14 @@ def test_switching_the_task_runs_the_dag_on_mask_wearing_with_voc_boxes_cut_as_a
     assert set(metrics["split"]["counts"]["train"]) == set(MASK_CLASSES) and metrics["split"]["train_only_items"] == 2
     assert set(metrics["balance"]["after"]) == set(MASK_CLASSES)
 
-    # one stage left on the other task (`dvc exp run -S` changes one key): stopped in one line, not mislabelled
-    mixed = yaml.safe_load(open(params))
-    mixed["split"]["task"] = "occlusion4"
-    (tmp_path / "mixed.yaml").write_text(yaml.safe_dump(mixed))
-    with pytest.raises(SystemExit, match=r"split.task is occlusion4, but its input has labels \['mask_weared_inc"):
+    # the scrape recorded the task and the crop carried it forward: no later stage names it
+    assert read_task_file(tmp_path / "scrape") == read_task_file(tmp_path / "crop") == MASK_WEARING
+    # an input without its task.json (an output of before the task travelled with the data) is refused in one line
+    (tmp_path / "scrape" / "task.json").unlink()
+    with pytest.raises(SystemExit):
         split.main(["--curated", f"{r}/curate", "--dedup", f"{r}/dedup", "--raw", f"{r}/scrape", "--out",
-                    f"{r}/split2", "--metrics", f"{r}/split2.json", "--params", f"{r}/mixed.yaml"])
+                    f"{r}/split2", "--metrics", f"{r}/split2.json", "--params", params])
+    assert not (tmp_path / "split2").exists()
 
 
 def test_ignoring_annotations_sends_every_image_to_the_detector(tmp_path, mask_sources):
@@ -218,10 +219,12 @@ def test_train_only_groups_go_to_train_and_a_held_out_group_stays_out():
     assert {"val", "test"} <= set(splits[3:])
 
 
-def test_release_params_switch_every_stage_to_the_task_and_apply_its_changes():
+def test_release_params_switch_the_scrape_to_the_task_and_apply_its_changes():
     params = yaml.safe_load(open("params.yaml"))
     out = release_params(params, ["/data/a"], [], MASK_WEARING)
-    assert all(out[s]["task"] == "mask_wearing" for s in ("scrape", "curate", "split", "balance", "train"))
+    assert out["scrape"]["task"] == "mask_wearing"
+    assert not [s for s in out if s != "scrape" and "task" in out[s]]  # the task is the data's, read from it
+    assert out["curate"]["quality"]["min_probability"] == 0.7  # every release's change (release_params/all.yaml)
     assert out["split"]["train_only"] == TRAIN_ONLY and out["split"]["seed"] == params["split"]["seed"]
     assert out["balance"]["synthetic"] == {"enabled": False, "recipes": []}  # a list is replaced, not merged
     assert out["balance"]["augment"] == params["balance"]["augment"]
@@ -343,3 +346,26 @@ def test_a_release_is_rescored_end_to_end_with_both_finders_only_on_its_own_test
     with pytest.raises(SystemExit, match="not the release's"):
         rescore_end_to_end(out, workspace, MASK_WEARING, requirement)
     assert json.loads((out / "release.json").read_text())["end_to_end"] == {"photos": 1, "faces": 3}
+
+
+def test_a_task_file_names_its_task_and_a_missing_unknown_or_reordered_one_is_refused_naming_the_file(tmp_path):
+    from faceocc.tasks import TaskFileError, write_task_file
+
+    write_task_file(tmp_path, MASK_WEARING)
+    assert read_task_file(tmp_path) == MASK_WEARING
+    for text, reason in (('{"task": "masks", "classes": []}', "unknown task 'masks'"),
+                         ('{"task": "occlusion4", "classes": ["masked", "face", "sunglasses", "mask_sunglasses"]}',
+                          "are not task occlusion4's"),
+                         ("not json", "task.json: ")):
+        (tmp_path / "task.json").write_text(text)
+        with pytest.raises(TaskFileError, match=reason):
+            read_task_file(tmp_path)
+    (tmp_path / "task.json").unlink()
+    with pytest.raises(TaskFileError, match=r"task.json: missing; the scrape stage writes it"):
+        read_task_file(tmp_path)
+
+
+def test_every_task_has_a_release_params_file_and_the_release_reads_only_those():
+    from tools.release import RELEASE_PARAMS_DIR
+
+    assert {p.stem for p in RELEASE_PARAMS_DIR.glob("*.yaml")} == {"all", *TASKS}

@@ -42,6 +42,7 @@ from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
 from faceocc.manifest import read_rows, write_rows
 from faceocc.metrics import summary
 from faceocc.splitting import matching_groups
+from faceocc.tasks import TaskFileError, read_task_file
 from faceocc.workspace import CROPS_CSV, FACES, MANIFEST_CSV, SPLIT_CSV, Workspace
 
 log = logging.getLogger("crossval")
@@ -173,9 +174,9 @@ def fit_log_bias(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
 
 def run_fold(workdir: Path, workspace: Path, typed: dict, backbone: str, split_rows: list[dict]) -> Path:
     """Balance and train one fold with the library code the balance and train stages call (`typed`: check_params's
-    sections); returns the model folder (kept when present)."""
+    sections), on the task the workspace's crops belong to; returns the model folder (kept when present)."""
     from faceocc import train_set
-    from faceocc.backbone_training import fit, resolved_config, write_model
+    from faceocc.backbone_training import check_head, fit, resolved_config, write_model
 
     model = workdir / "models" / backbone
     if (model / "card.json").is_file():
@@ -186,16 +187,18 @@ def run_fold(workdir: Path, workspace: Path, typed: dict, backbone: str, split_r
             tmp.mkdir()
             write_rows(tmp / SPLIT_CSV, split_rows, list(split_rows[0]))
     crops = Workspace(workspace).crop
+    task = read_task_file(crops)
     balance = workdir / "balance"
     if not (balance / "train.csv").is_file():
         with atomic_path(balance) as tmp:
             (tmp / "images").mkdir(parents=True)
-            made = train_set.build(typed["balance"], [r for r in split_rows if r["split"] == "train"],
+            made = train_set.build(typed["balance"], task.classes, [r for r in split_rows if r["split"] == "train"],
                                    read_rows(crops / CROPS_CSV), crops / FACES, tmp)
             write_rows(tmp / "train.csv", made.final, train_set.TRAIN_COLUMNS)
-        log.info("fold %s balanced: %s", workdir.name, train_set.metrics(made, typed["balance"].classes)["after"])
+        log.info("fold %s balanced: %s", workdir.name, train_set.metrics(made, task.classes)["after"])
     config = resolved_config(typed["train"], backbone)
-    trained = fit(backbone, typed["train"], config, balance, split_dir, crops,
+    check_head(config, task.classes)
+    trained = fit(backbone, task, config, balance, split_dir, crops,
                   lambda record: log.info("%s epoch %d: %s", workdir.name, record["epoch"], record))
     with atomic_path(model) as tmp:
         write_model(trained, tmp)
@@ -332,7 +335,10 @@ def main(argv: list[str] | None = None) -> None:
     write_json(out / "run.json", run)
     write_text(out / "params.yaml", yaml.safe_dump(params, sort_keys=False))  # what the folds were made with
 
-    classes = typed["train"].classes
+    try:
+        classes = read_task_file(Workspace(workspace).crop).classes
+    except TaskFileError as err:
+        raise SystemExit(str(err)) from None
     rows = read_rows(Workspace(workspace).split / SPLIT_CSV)
     origins = {r["id"]: r["origin"] for r in read_rows(Workspace(workspace).scrape / MANIFEST_CSV) if r["id"]}
     pool = [r for r in rows if r["split"] in ("train", "val")]

@@ -43,6 +43,7 @@ from faceocc.requirement import Requirement, misses
 from faceocc.sheets import confusion_image
 from faceocc.splitting import OUT_OF_DOMAIN, SPLITS
 from faceocc.tasks import OCCLUSION4, TASKS, Task, task_named
+from faceocc.workspace import MANIFEST_CSV, SPLIT_CSV, Workspace
 
 log = logging.getLogger("release")
 
@@ -80,21 +81,25 @@ def copy_pipeline(repo: Path, workspace: Path) -> list[str]:
     return changed
 
 
-TASK_SECTIONS = ("scrape", "curate", "split", "balance", "train")  # the stages whose params name the task
-# Every release's change to the demo's params: on labelled real photos, a face the finder reports at its own
-# threshold (0.7) is the labelled one, often occluded (a 0.9 floor dropped 27 masked faces RetinaFace scored
-# 0.7-0.9 from the occlusion4 release); the demo keeps 0.9, which drops a cat in one of its faceless scenes.
-RELEASE_PARAMS = {"curate": {"quality": {"min_probability": 0.7}}}
+# What a release changes in params.yaml besides its data: all.yaml for every release, then <task>.yaml, each
+# setting with the measurement behind it in a comment
+RELEASE_PARAMS_DIR = Path(__file__).resolve().parent / "release_params"
+
+
+def task_release_params(task: Task) -> list[dict]:
+    """The changes every release makes and the task's own, in the order they apply."""
+    return [yaml.safe_load((RELEASE_PARAMS_DIR / f"{name}.yaml").read_text()) or {} for name in ("all", task.name)]
 
 
 def release_params(params: dict, roots: list[str], holdout: list[str], task: Task = OCCLUSION4) -> dict:
-    """The repository's params with the release's data: folder source over `roots`, `holdout` patterns out,
-    every stage on `task`, with the task's own changes to the (occlusion demo's) defaults."""
+    """The repository's params with the release's data: folder source over `roots` for `task` (the later stages
+    read the task from the scrape's output), `holdout` patterns out, with the release's changes to the (occlusion
+    demo's) defaults."""
     out = json.loads(json.dumps(params))  # a deep copy of plain YAML data
-    for section in TASK_SECTIONS:
-        out[section]["task"] = task.name
-    for section, changes in [*RELEASE_PARAMS.items(), *task.release_params.items()]:
-        _merge(out.setdefault(section, {}), changes)
+    for changes in task_release_params(task):
+        for section, values in changes.items():
+            _merge(out.setdefault(section, {}), values)
+    out["scrape"]["task"] = task.name
     out["scrape"]["source"] = "folder"
     out["scrape"].setdefault("folder", {})["roots"] = [str(Path(r).resolve()) for r in roots]
     out["split"]["out_of_domain"] = list(holdout)
@@ -329,11 +334,11 @@ def rescore_end_to_end(out: Path, workspace: Path, task: Task, requirement: dict
     """Measure a written release's end-to-end figures again, on its workspace's test photos (a new finder, the
     same model), and rewrite its release.json and README.md; the rest of the record is kept as it was."""
     record = json.loads((out / "release.json").read_text())
-    split_rows = read_rows(workspace / "data" / "split" / "split.csv")
-    raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
+    split_rows = read_rows(Workspace(workspace).split / SPLIT_CSV)
+    raw_rows = read_rows(Workspace(workspace).scrape / MANIFEST_CSV)
     old = record.get("end_to_end") or {}
     new = end_to_end_record(out, task, split_rows, raw_rows, record["data"].get("out_of_domain_patterns", []),
-                            workspace / "data" / "scrape")
+                            Workspace(workspace).scrape)
     if new is None or (old and (new["photos"], new["faces"]) != (old["photos"], old["faces"])):
         raise SystemExit(f"{workspace}: its photos are not the release's ({old.get('photos')} photos, "
                          f"{old.get('faces')} faces); run the release again instead")
@@ -610,7 +615,7 @@ def confusion_pictures(record: dict, classes: tuple[str, ...]) -> dict[str, byte
 
 def write_release(workspace: Path, record: dict, requirement: dict, out: Path) -> None:
     """models/release/ in one rename: the chosen model directory's files, release.json, README.md, pictures."""
-    model_dir = workspace / "models" / record["model"]["variant"] / record["model"]["backbone"]
+    model_dir = Workspace(workspace).model(record["model"]["variant"], record["model"]["backbone"])
     classes = tuple(json.loads((model_dir / "card.json").read_text())["classes"])
     pictures = confusion_pictures(record, classes)
     with atomic_path(out) as tmp:
@@ -693,15 +698,15 @@ def main(argv: list[str] | None = None) -> None:
     chosen = choose(rows)
     evaluation = next(e for e in evaluations
                       if (e["backbone"], e["variant"]) == (chosen["backbone"], chosen["variant"]))
-    split_rows = read_rows(workspace / "data" / "split" / "split.csv")
-    raw_rows = read_rows(workspace / "data" / "scrape" / "manifest.csv")
+    split_rows = read_rows(Workspace(workspace).split / SPLIT_CSV)
+    raw_rows = read_rows(Workspace(workspace).scrape / MANIFEST_CSV)
     record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout, split_rows,
                             raw_rows, task.name)
     record["made"] = provenance(args.repo)
     record["summary"] = summary(evaluations)
-    model_dir = workspace / "models" / record["model"]["variant"] / record["model"]["backbone"]
+    model_dir = Workspace(workspace).model(record["model"]["variant"], record["model"]["backbone"])
     record["end_to_end"] = end_to_end_record(model_dir, task, split_rows, raw_rows, args.holdout,
-                                             workspace / "data" / "scrape")
+                                             Workspace(workspace).scrape)
     record["end_to_end_out_of_domain"] = end_to_end_out_of_domain(model_dir, task, split_rows, raw_rows)
     write_release(workspace, record, requirement, out)
     log.info("released %s %s to %s: val macro-F1 %.4f, test accuracy %.4f%s", chosen["backbone"], chosen["variant"],
