@@ -40,6 +40,7 @@ import yaml
 
 from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
 from faceocc.manifest import read_rows, write_rows
+from faceocc.markdown import table
 from faceocc.metrics import summary
 from faceocc.splitting import matching_groups
 from faceocc.tasks import TaskFileError, read_task_file
@@ -262,12 +263,10 @@ def per_source(fold_sources: list[str], labels: np.ndarray, predicted: np.ndarra
 
 def source_table(sources: dict, classes: list[str]) -> list[str]:
     """Markdown table rows of `per_source`: faces, accuracy, and right / faces per class present."""
-    lines = ["| source | faces | accuracy | " + " | ".join(classes) + " |", "|---" * (3 + len(classes)) + "|"]
-    for name, row in sources.items():
-        lines.append(f"| {name} | {row['faces']} | {row['accuracy']:.1%} | "
-                     + " | ".join(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—"
-                                  for c in classes) + " |")
-    return lines
+    return table(["source", "faces", "accuracy", *classes],
+                 [[name, row["faces"], f"{row['accuracy']:.1%}",
+                   *(f"{row['right'][c]} / {row['support'][c]}" if row["support"][c] else "—" for c in classes)]
+                  for name, row in sources.items()])
 
 
 def markdown(record: dict) -> str:
@@ -275,15 +274,14 @@ def markdown(record: dict) -> str:
     title = ("each source left out in turn" if record.get("by_source") else f"{record['folds']} folds")
     lines = [f"# Cross-validation: {record['backbone']}, {title}, over train + val",
              "", f"Settings: {', '.join(record['settings']) or 'the workspace params as they are'}.",
-             f"Scored faces: {record['scored']} ({', '.join(f'{c} {n}' for c, n in record['support'].items())}).", "",
-             "| decision | pooled macro-F1 | fold macro-F1 mean ± sd | " + " | ".join(f"recall {c}" for c in classes)
-             + " | precision " + classes[-1] + " |", "|---" * (4 + len(classes)) + "|"]
-    for name, result in record["results"].items():
-        pooled = result["pooled"]
-        lines.append(f"| {name} | {pooled['macro_f1']:.3f} | {result['fold_macro_f1_mean']:.3f} ± "
-                     f"{result['fold_macro_f1_sd']:.3f} | "
-                     + " | ".join(f"{pooled['per_class'][c]['recall']:.3f}" for c in classes)
-                     + f" | {pooled['per_class'][classes[-1]]['precision']:.3f} |")
+             f"Scored faces: {record['scored']} ({', '.join(f'{c} {n}' for c, n in record['support'].items())}).", ""]
+    lines += table(["decision", "pooled macro-F1", "fold macro-F1 mean ± sd", *(f"recall {c}" for c in classes),
+                    f"precision {classes[-1]}"],
+                   [[name, f"{r['pooled']['macro_f1']:.3f}",
+                     f"{r['fold_macro_f1_mean']:.3f} ± {r['fold_macro_f1_sd']:.3f}",
+                     *(f"{r['pooled']['per_class'][c]['recall']:.3f}" for c in classes),
+                     f"{r['pooled']['per_class'][classes[-1]]['precision']:.3f}"]
+                    for name, r in record["results"].items()])
     lines += ["", f"Logit adjustment: a bias per class added to the log-probabilities, fitted (grid, best pooled "
               f"macro-F1) on all folds' scores: {record['log_bias']}. Its row is optimistic, fitted and scored on the "
               "same faces; the cross-fitted row scores each fold with the bias fitted on the others."]

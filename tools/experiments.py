@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from faceocc.markdown import table
+
 
 def _params(rev: dict) -> dict:
     return (((rev.get("data") or {}).get("params") or {}).get("params.yaml") or {}).get("data") or {}
@@ -100,18 +102,15 @@ def strategy_table(summaries: dict[str, tuple[str, dict]]) -> str:
     backbones = sorted({b for s in strategies for b in summaries[s][1]})
     lines = ["# Test-split results by data strategy", "",
              "Cells: accuracy / macro-F1 / latency (batch 1, one thread, median) / size. Experiments: "
-             + ", ".join(f"`{s}` = {summaries[s][0]}" for s in strategies) + ".", "",
-             "| backbone | " + " | ".join(f"{s} {v}" for s, v in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    for backbone in backbones:
-        cells = []
-        for s, v in columns:
-            c = summaries[s][1].get(backbone, {}).get(v)
-            cells.append("—" if c is None else
-                         f"{c['accuracy']:.1%} / {c['macro_f1']:.3f} / "
-                         + (f"{c['latency_ms_p50']:.2f} ms" if "latency_ms_p50" in c else "— ms")
-                         + f" / {c['size_mb']:.1f} MB")
-        lines.append(f"| {backbone} | " + " | ".join(cells) + " |")
+             + ", ".join(f"`{s}` = {summaries[s][0]}" for s in strategies) + ".", ""]
+
+    def cell(c: dict | None) -> str:
+        return ("—" if c is None else f"{c['accuracy']:.1%} / {c['macro_f1']:.3f} / "
+                + (f"{c['latency_ms_p50']:.2f} ms" if "latency_ms_p50" in c else "— ms") + f" / {c['size_mb']:.1f} MB")
+
+    lines += table(["backbone", *(f"{s} {v}" for s, v in columns)],
+                   [[backbone, *(cell(summaries[s][1].get(backbone, {}).get(v)) for s, v in columns)]
+                    for backbone in backbones])
     return "\n".join(lines) + "\n"
 
 

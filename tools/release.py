@@ -37,6 +37,7 @@ from faceocc.benchmark import cpu_name
 from faceocc.finder import DetectorSettings, FinderSettings
 from faceocc.images import encode_png
 from faceocc.manifest import read_rows
+from faceocc.markdown import table
 from faceocc.metrics import read_evaluation
 from faceocc.provenance import provenance
 from faceocc.requirement import Requirement, misses
@@ -190,19 +191,18 @@ def int8_lines(summary_record: dict) -> list[str]:
     """README lines: each INT8 variant's accuracy change against its FP32 origin, in points."""
     lines = ["", "## INT8 against FP32", "",
              "Accuracy change of each INT8 variant against the FP32 model it was quantized from, in points "
-             f"(a drop over {MAX_INT8_DROP_PT:g} point is in bold); every figure is in [summary.json](summary.json).", "",
-             "| backbone | variant | from | test | val | out of domain |", "|---|---|---|---|---|---|"]
-    for backbone, variants in summary_record["models"].items():
-        for variant in INT8_ORIGINS:
-            change = variants.get(variant, {}).get("accuracy_change_pt_vs")
-            if not change:
-                continue
-            cells = []
-            for split in ("test", "val", "out_of_domain"):
-                value = change.get(split)
-                text = "—" if value is None else f"{value:+.1f}"
-                cells.append(f"**{text}**" if value is not None and value < -MAX_INT8_DROP_PT else text)
-            lines.append(f"| {backbone} | {variant} | {change['origin']} | " + " | ".join(cells) + " |")
+             f"(a drop over {MAX_INT8_DROP_PT:g} point is in bold); every figure is in [summary.json](summary.json).", ""]
+
+    def cell(value) -> str:
+        text = "—" if value is None else f"{value:+.1f}"
+        return f"**{text}**" if value is not None and value < -MAX_INT8_DROP_PT else text
+
+    changes = [(backbone, variant, variants[variant]["accuracy_change_pt_vs"])
+               for backbone, variants in summary_record["models"].items() for variant in INT8_ORIGINS
+               if variants.get(variant, {}).get("accuracy_change_pt_vs")]
+    lines += table(["backbone", "variant", "from", "test", "val", "out of domain"],
+                   [[b, v, c["origin"], *(cell(c.get(s)) for s in ("test", "val", "out_of_domain"))]
+                    for b, v, c in changes])
     drops = summary_record.get("int8_more_than_1pt_below_fp32") or []
     if drops:
         lines += ["", "More than a point below FP32: " + "; ".join(
@@ -443,20 +443,19 @@ def markdown(record: dict, requirement: dict) -> str:
         *made_lines(record.get("made")),
         "## How it was chosen", "",
         f"Requirement: size < {requirement['max_size_mb']:g} MB, latency < {requirement['max_latency_ms']:g} ms "
-        f"per face. {record['chosen_by']}; the test split played no part.", "",
-        "| backbone | size MB | latency ms | val macro-F1 | val accuracy | eligible |", "|---|---|---|---|---|---|"]
-    for r in record["candidates"]:
-        lines.append(f"| {r['backbone']} | {r['size_mb']:.1f} | {r['latency_ms_p50']:.2f} | {r['val_macro_f1']:.4f} | "
-                     f"{r['val_accuracy']:.4f} | {'yes' if r['eligible'] else 'no: ' + r['why_not']} |")
+        f"per face. {record['chosen_by']}; the test split played no part.", ""]
+    lines += table(["backbone", "size MB", "latency ms", "val macro-F1", "val accuracy", "eligible"],
+                   [[r["backbone"], f"{r['size_mb']:.1f}", f"{r['latency_ms_p50']:.2f}", f"{r['val_macro_f1']:.4f}",
+                     f"{r['val_accuracy']:.4f}", "yes" if r["eligible"] else "no: " + r["why_not"]]
+                    for r in record["candidates"]])
     if any(r.get("test_accuracy") is not None for r in record["candidates"]):
-        lines += ["", "Every candidate on test and out-of-domain, for the record (looked at after the choice):", "",
-                  "| backbone | test accuracy | test macro-F1 | out-of-domain accuracy | out-of-domain macro-F1 |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {r['backbone']} | {_share(r.get('test_accuracy'))} | {_f(r.get('test_macro_f1'))} | "
-                  f"{_share(r.get('ood_accuracy'))} | {_f(r.get('ood_macro_f1'))} |" for r in record["candidates"]]
-    lines += ["", "## Per-class test metrics", "", "| class | precision | recall | F1 | crops |", "|---|---|---|---|---|"]
-    lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-              for c, v in test["per_class"].items()]
+        lines += ["", "Every candidate on test and out-of-domain, for the record (looked at after the choice):", ""]
+        lines += table(["backbone", "test accuracy", "test macro-F1", "out-of-domain accuracy",
+                        "out-of-domain macro-F1"],
+                       [[r["backbone"], _share(r.get("test_accuracy")), _f(r.get("test_macro_f1")),
+                         _share(r.get("ood_accuracy")), _f(r.get("ood_macro_f1"))] for r in record["candidates"]])
+    lines += ["", "## Per-class test metrics", ""]
+    lines += class_table(test["per_class"])
     lines += ["", "![test confusion](confusion_test.png)", "",
               "Every backbone and variant (FP32, FX INT8, ONNX FP32, ONNX INT8), with recall per class: "
               "[report.md](report.md)."]
@@ -465,10 +464,8 @@ def markdown(record: dict, requirement: dict) -> str:
     if ood:
         lines += ["", "## Out-of-domain check", "",
                   f"Every crop whose file name matches {', '.join(f'`{p}`' for p in record['data']['out_of_domain_patterns'])}"
-                  " (with any near-duplicate of it) was kept out of train, val and test.", "",
-                  "| class | precision | recall | F1 | crops |", "|---|---|---|---|---|"]
-        lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-                  for c, v in ood["per_class"].items() if v["support"]]
+                  " (with any near-duplicate of it) was kept out of train, val and test.", ""]
+        lines += class_table({c: v for c, v in ood["per_class"].items() if v["support"]})
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
     if record.get("leave_one_source_out"):
         lines += loso_lines(record["leave_one_source_out"], record.get("head", "softmax"))
@@ -484,8 +481,8 @@ def markdown(record: dict, requirement: dict) -> str:
                       "frames the faces, the model labels them, and a photo counts as right when a face was found "
                       f"and the largest carries the photo's label. {e2e['found']} of {e2e['faces']} photos with a "
                       f"face found ({e2e['found_share']:.1%}), {e2e['right']} right ({e2e['accuracy']:.1%}; mean "
-                      f"recall over classes {e2e['macro_recall']:.3f}).", "",
-                      "| class | photos | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
+                      f"recall over classes {e2e['macro_recall']:.3f}).", ""]
+            lines += found_table("photos", e2e["per_class"])
         else:
             lines += ["", "## End to end on the test photos", "",
                       f"`faceocc predict --task {task}` on the {e2e['photos']} annotated photos that hold the test "
@@ -493,10 +490,8 @@ def markdown(record: dict, requirement: dict) -> str:
                       "it; an annotated face counts as right when a "
                       f"detection overlaps it (IoU >= {e2e['iou']:g}) and carries its label. {e2e['found']} of "
                       f"{e2e['faces']} test faces found ({e2e['found_share']:.1%}), {e2e['right']} right "
-                      f"({e2e['accuracy']:.1%}; mean recall over classes {e2e['macro_recall']:.3f}).", "",
-                      "| class | test faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
-                  for c, v in e2e["per_class"].items()]
+                      f"({e2e['accuracy']:.1%}; mean recall over classes {e2e['macro_recall']:.3f}).", ""]
+            lines += found_table("test faces", e2e["per_class"])
         if e2e.get("beside"):
             lines += end_to_end_comparison(e2e)
     e2e_ood = record.get("end_to_end_out_of_domain")
@@ -506,10 +501,8 @@ def markdown(record: dict, requirement: dict) -> str:
                   f"finder ({_finder_name(e2e_ood['finder'])}): {e2e_ood['found']} of {e2e_ood['faces']} annotated "
                   f"faces found ({e2e_ood['found_share']:.1%}), {e2e_ood['right']} right ({e2e_ood['accuracy']:.1%}; "
                   f"mean recall over classes {e2e_ood['macro_recall']:.3f}). Faces under the training floor count "
-                  "too: most of the misses are crowd faces of a few pixels.", "",
-                  "| class | faces | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
-                  for c, v in e2e_ood["per_class"].items()]
+                  "too: most of the misses are crowd faces of a few pixels.", ""]
+        lines += found_table("faces", e2e_ood["per_class"])
     split_names = [s for s in SPLITS + (OUT_OF_DOMAIN,) if s in record["data"]["split_totals"]]
     short = {c: "".join(w[0] for w in c.split("_")).upper() for c in classes}  # mask_sunglasses -> MS
     if len(set(short.values())) < len(short):  # with_mask and without_mask would both be WM
@@ -517,12 +510,10 @@ def markdown(record: dict, requirement: dict) -> str:
     order = "/".join(short[c] for c in classes)
     lines += ["", "## Data", "", "Roots: " + ", ".join(f"`{r}`" for r in record["data"]["roots"])
               + ". Face crops per source (file-name tag) after detection, dedup and curation, as "
-              + order + " (" + ", ".join(f"{short[c]} = {c}" for c in classes) + "); `ood` = held out.", "",
-              "| source | " + " | ".join(f"{s}: {order}" for s in split_names) + " |",
-              "|---|" + "---|" * len(split_names)]
-    for tag, by_split in record["data"]["sources"].items():
-        lines.append(f"| {tag} | " + " | ".join("/".join(str(by_split.get(s, {}).get(c, 0)) for c in classes)
-                                                 for s in split_names) + " |")
+              + order + " (" + ", ".join(f"{short[c]} = {c}" for c in classes) + "); `ood` = held out.", ""]
+    lines += table(["source", *(f"{s}: {order}" for s in split_names)],
+                   [[tag, *("/".join(str(by_split.get(s, {}).get(c, 0)) for c in classes) for s in split_names)]
+                    for tag, by_split in record["data"]["sources"].items()])
     balance = record["data"].get("balance") or {}
     if balance.get("before"):
         counts = {k: "/".join(str(balance[k].get(c, 0)) for c in classes)
@@ -573,16 +564,26 @@ def _finder_name(finder: dict) -> str:
 def end_to_end_comparison(e2e: dict) -> list[str]:
     """The same photos and model with the card's finder and the other one, side by side."""
     rows = [("card's", e2e), ("beside", e2e["beside"])]
-    lines = ["", "The same photos and model with another of the tool's finders beside the card's:", "",
-             "| finder | faces found | right | found share | accuracy | mean class recall | "
-             + " | ".join(f"{c} found / right" for c in e2e["per_class"]) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(e2e["per_class"])]
-    for name, r in rows:
-        lines.append(f"| {name}: {_finder_name(r['finder'])} | {r['found']} | {r['right']} | {r['found_share']:.1%} | "
-                     f"{r['accuracy']:.1%} | {r['macro_recall']:.3f} | "
-                     + " | ".join(f"{v['found']} / {v['right']} of {v['faces']}" for v in r["per_class"].values())
-                     + " |")
-    return lines
+    lines = ["", "The same photos and model with another of the tool's finders beside the card's:", ""]
+    return lines + table(
+        ["finder", "faces found", "right", "found share", "accuracy", "mean class recall",
+         *(f"{c} found / right" for c in e2e["per_class"])],
+        [[f"{name}: {_finder_name(r['finder'])}", r["found"], r["right"], f"{r['found_share']:.1%}",
+          f"{r['accuracy']:.1%}", f"{r['macro_recall']:.3f}",
+          *(f"{v['found']} / {v['right']} of {v['faces']}" for v in r["per_class"].values())] for name, r in rows])
+
+
+def class_table(per_class: dict) -> list[str]:
+    return table(["class", "precision", "recall", "F1", "crops"],
+                 [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"]]
+                  for c, v in per_class.items()])
+
+
+def found_table(faces: str, per_class: dict) -> list[str]:
+    """Found x right per class, end to end; `faces` names the count column (photos, test faces, faces)."""
+    return table(["class", faces, "found", "right", "recall", "recall of the found"],
+                 [[c, v["faces"], v["found"], v["right"], f"{v['recall']:.3f}", f"{v['recall_of_found']:.3f}"]
+                  for c, v in per_class.items()])
 
 
 def _share(value) -> str:
