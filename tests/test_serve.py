@@ -176,27 +176,9 @@ def _free_port() -> int:
 def test_faceocc_serve_runs_a_real_server_on_loopback(model_dir, astronaut):
     import httpx
 
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "faceocc.cli", "serve", "--model", str(model_dir), "--task",
-                               "occlusion4", "--port", str(port), "--device", "cpu"], cwd=ROOT,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "the server did not come up in 120 s"
-            time.sleep(0.5)
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/predict", files={"file": ("a.jpg", _jpeg(astronaut))},
-                              timeout=60)
+    with _Server(model_dir) as server:
+        response = httpx.post(f"{server.url}/v1/predict", files={"file": ("a.jpg", _jpeg(astronaut))}, timeout=60)
         assert response.status_code == 200 and len(response.json()["faces"]) == 1
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_serve_refuses_a_model_without_exactly_one_task(model_dir, capsys):
@@ -206,7 +188,7 @@ def test_serve_refuses_a_model_without_exactly_one_task(model_dir, capsys):
     assert "give exactly one --task" in capsys.readouterr().err
 
 
-def _browser():
+def _browser(*flags: str):
     """Headless Chromium driven by Selenium, or a skip saying what is missing (docs/serve.md: how CI gets one)."""
     import shutil
 
@@ -220,9 +202,37 @@ def _browser():
 
     options = ChromeOptions()
     options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *flags):
         options.add_argument(flag)
     return Chrome(options=options, service=DriverService(executable_path=driver))
+
+
+class _Server:
+    """`faceocc serve` as a subprocess on a free loopback port, up when the block starts, stopped after it."""
+
+    def __init__(self, model_dir):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "faceocc.cli", "serve", "--model", str(model_dir),
+                                         "--task", "occlusion4", "--port", str(self.port), "--device", "cpu"],
+                                        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+    def __enter__(self):
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None and time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.5)
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
 def test_the_page_in_a_real_browser_uploads_a_photo_and_draws_its_face(model_dir, astronaut, tmp_path):
@@ -230,22 +240,10 @@ def test_the_page_in_a_real_browser_uploads_a_photo_and_draws_its_face(model_dir
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser = _browser()
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "faceocc.cli", "serve", "--model", str(model_dir), "--task",
-                               "occlusion4", "--port", str(port), "--device", "cpu"], cwd=ROOT,
-                              stderr=subprocess.PIPE, text=True)
+    server = _Server(model_dir)
+    port = server.port
     try:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.5)
+        server.__enter__()  # inside the try: a server that never comes up is stopped all the same
         photo = tmp_path / "astronaut.jpg"
         photo.write_bytes(_jpeg(astronaut))
         browser.get(f"http://127.0.0.1:{port}/")
@@ -262,7 +260,36 @@ def test_the_page_in_a_real_browser_uploads_a_photo_and_draws_its_face(model_dir
         # everything the page loaded came from the app
         loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert loaded and all(url.startswith(f"http://127.0.0.1:{port}/") for url in loaded), loaded
+        # head pose asked: the face's row gives its angles
+        browser.find_element(By.ID, "pose").click()
+        browser.execute_script("document.getElementById('view').removeAttribute('data-faces')")
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 60).until(lambda b: canvas.get_attribute("data-faces") is not None)
+        assert "yaw" in browser.find_element(By.CSS_SELECTOR, "#faces tbody tr").text
     finally:
         browser.quit()
-        server.terminate()
-        server.wait(timeout=30)
+        server.__exit__()
+
+
+def test_the_page_sends_webcam_frames_a_few_times_a_second(model_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # Chromium's fake camera: a moving test pattern, no face in it
+    browser = _browser("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    try:
+        with _Server(model_dir) as server:
+            browser.get(f"{server.url}/")
+            WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "task").get_attribute("value"))
+            browser.find_element(By.ID, "webcam").click()
+            canvas = browser.find_element(By.ID, "view")
+            WebDriverWait(browser, 60).until(lambda b: canvas.get_attribute("data-faces") is not None)
+            assert canvas.get_attribute("data-faces") == "0"  # a frame went to the server and came back
+            time.sleep(3)
+            health = json.loads(browser.execute_script(
+                "const r = new XMLHttpRequest(); r.open('GET', '/healthz', false); r.send(); return r.responseText"))
+            assert health["in_flight"] <= 1  # one frame in flight at a time
+            browser.find_element(By.ID, "webcam").click()
+            assert "stopped" in browser.find_element(By.ID, "status").text
+    finally:
+        browser.quit()
