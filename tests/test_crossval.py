@@ -157,7 +157,7 @@ def test_a_small_leave_one_source_out_run_scores_only_the_source_it_left_out(tmp
     data = tmp_path / "ws" / "data"
     make_crops(data)
     run_stages(data)
-    params = _tiny_training_workspace(tmp_path, data)
+    _tiny_training_workspace(tmp_path, data)
     out = tmp_path / "loso"
     crossval.main(["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(out),
                    "--folds", "3", "--by-source", "--min-class-train", "2", "--min-source-faces", "2"])
