@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import shutil
@@ -72,14 +71,16 @@ def few_faces_warning(model_dir: Path, train_counts: dict) -> str:
             "the default --model, learnt from hundreds")
 
 
-def _predictor(args, threads: int = 0):
+def _predictor(args, threads: int = 0, task: str | None = None):
+    """The predictor of args.model (else `task`'s, else args.task's release) on args.device, with the card's
+    finder or args.detector / args.min_score; Refused with one line when any of them will not do."""
     from faceocc.inference import FacePredictor, finder_settings
 
     try:
         device = str(resolve_device(args.device))
     except ValueError as err:
         raise Refused(str(err)) from None
-    classifier = load_model(args.model, args.task, device)
+    classifier = load_model(args.model, task or args.task, device)
     try:
         settings = finder_settings(classifier.card, args.detector, args.min_score)
     except ValueError as err:
@@ -555,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve(args) -> int:
     """Load the models, then run the server until Ctrl-C (faceocc/serve.py)."""
-    from faceocc.inference import REPO, FacePredictor, finder_settings
+    from faceocc.inference import REPO
     from faceocc.serve import ServeSettings, Service, create_app
 
     try:
@@ -567,19 +568,8 @@ def serve(args) -> int:
         raise Refused("--model serves one model: give exactly one --task with it")
     if not tasks:
         raise Refused("no released model found (models/release*): pass --task and --model DIR")
-    try:
-        device = str(resolve_device(args.device))
-    except ValueError as err:
-        raise Refused(str(err)) from None
-    predictors, folders = {}, {}
-    for name in tasks:
-        classifier = load_model(args.model, name, device)
-        try:
-            settings = finder_settings(classifier.card, args.detector, args.min_score)
-        except ValueError as err:
-            raise Refused(str(err)) from None
-        predictors[name] = FacePredictor(classifier, settings, threads=args.threads_per_worker, device=device)
-        folders[name] = args.model or REPO / TASKS[name].release_dir
+    predictors = {name: _predictor(args, args.threads_per_worker, name) for name in tasks}
+    folders = {name: args.model or REPO / TASKS[name].release_dir for name in tasks}
     service = Service(predictors, ServeSettings(workers=args.workers, threads_per_worker=args.threads_per_worker,
                                                 queue=args.queue, max_upload_bytes=int(args.max_upload_mb * 1e6)),
                       folders)
