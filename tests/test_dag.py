@@ -280,6 +280,18 @@ def test_the_serve_benchmark_depends_on_the_server_it_starts():
     assert not missing, sorted(missing)
 
 
+@pytest.mark.parametrize("name", STAGE_MODULES)
+def test_stage_deps_name_no_code_the_stage_does_not_run(name):
+    # a module listed but never imported re-runs the stage (for an hour, for the real-data ones) on every edit
+    # of a file it does not use
+    runs = _module_files(f"stages.{name}")
+    if name == "serve_benchmark":  # the `faceocc serve` subprocess it starts
+        runs |= _module_files("faceocc.cli") | _module_files("faceocc.serve") | {"faceocc/static"}
+    code = {d for d in DVC[name]["deps"] if d.startswith(("stages/", "faceocc/"))}
+    unused = {d for d in code if d not in runs and not any(Path(f).is_relative_to(d) for f in runs)}
+    assert not unused, f"dvc.yaml stage {name!r} lists code it does not run: {sorted(unused)}"
+
+
 def test_every_param_a_stage_watches_is_in_params_yaml():
     # `dvc repro` stops at a watched key params.yaml lacks ("Parameters 'train.task' are missing"), a stage in
     backbones = list(PARAMS["train"]["backbones"])  # the middle of a run; the matrix's ${item.backbone}, each
