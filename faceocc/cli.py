@@ -394,6 +394,7 @@ def video_output_names(sources: list[str]) -> list[str]:
 
 def score(args) -> int:
     from faceocc.end_to_end import labelled_photos, score_labelled_photos
+    from faceocc.markdown import table
 
     predictor = _predictor(args, args.threads)
     classes = predictor.classifier.classes
@@ -416,12 +417,11 @@ def score(args) -> int:
     result["model"] = str(args.model or "the task's release")
     for problem in result["problems"]:
         print(f"faceocc: {problem}", file=sys.stderr)
-    rows = ["| class | photos | found | right | recall | recall of the found |", "|---|---|---|---|---|---|"]
-    rows += [f"| {c} | {v['faces']} | {v['found']} | {v['right']} | {v['recall']:.3f} | {v['recall_of_found']:.3f} |"
-             for c, v in result["per_class"].items() if v["faces"]]
-    rows.append(f"| all | {result['faces']} | {result['found']} | {result['right']} | {result['accuracy']:.3f} | "
-                f"{result['accuracy_of_found']:.3f} |")
-    print("\n".join(rows))
+    rows = [(c, v["faces"], v["found"], v["right"], f"{v['recall']:.3f}", f"{v['recall_of_found']:.3f}")
+            for c, v in result["per_class"].items() if v["faces"]]
+    rows.append(("all", result["faces"], result["found"], result["right"], f"{result['accuracy']:.3f}",
+                 f"{result['accuracy_of_found']:.3f}"))
+    print("\n".join(table(("class", "photos", "found", "right", "recall", "recall of the found"), rows)))
     print(f"mean recall over classes {result['macro_recall']:.3f}", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
