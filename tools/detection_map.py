@@ -1,0 +1,92 @@
+"""COCO mAP of a released model as `faceocc predict` runs it (its card's finder, then the classifier), on the
+annotated (PascalVOC) photos of one split of its release workspace: the figure a one-stage detector is compared
+by (reports/one_stage.md), beside found x right per class and milliseconds per photo.
+
+    python -m tools.detection_map --workspace build/release_mask_wearing --model models/release_mask_wearing \
+        --split ood --min-score 0.3 --json two_stage_ood.json
+
+`--min-score` lowers the finder's threshold so the precision-recall curve runs further (COCO's convention scores
+every detection); the deployed threshold is the card's. Found x right is counted at the threshold given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from faceocc.atomic import write_json
+from faceocc.detection_map import coco_map, detections_of, voc_photos
+from faceocc.end_to_end import annotated_test_faces, score_photos
+from faceocc.images import load_rgb
+from faceocc.manifest import read_rows
+from faceocc.markdown import table
+from faceocc.splitting import OUT_OF_DOMAIN
+from faceocc.tasks import task_named
+from faceocc.workspace import MANIFEST_CSV, SPLIT_CSV, Workspace
+
+
+def two_stage_record(workspace: Path, model: Path, split: str, min_score: float | None, threads: int) -> dict:
+    from faceocc.classifier import Classifier
+    from faceocc.inference import FacePredictor, finder_settings
+
+    ws = Workspace(workspace)
+    classifier = Classifier.load(model)
+    task = task_named(classifier.card.task)
+    faces = annotated_test_faces(read_rows(ws.split / SPLIT_CSV), read_rows(ws.scrape / MANIFEST_CSV), split)
+    photos, problems = voc_photos(faces, task.label_of, classifier.classes)
+    settings = finder_settings(classifier.card, threshold=min_score)
+    predictor = FacePredictor(classifier, settings, threads=threads)
+    records, ms, sides = {}, [], []
+    for photo in tqdm(photos, desc=f"two-stage on {split}", unit="photo"):
+        image = load_rgb(photo.path)
+        start = time.perf_counter()
+        records[photo.path] = predictor.predict_image(image, photo.path)
+        ms.append((time.perf_counter() - start) * 1000)
+        sides.append(max(image.shape[:2]))
+    found_right = score_photos({xml: ks for xml, ks in faces.items()}, lambda image, path: records.get(path) or [],
+                               task.label_of, classifier.classes)
+    result = coco_map(photos, [detections_of(records[p.path]) for p in photos], classifier.classes)
+    return {"path": "two-stage", "model": str(model), "split": split, "finder": settings.to_dict(), **result,
+            "found_right": {k: found_right[k] for k in ("faces", "found", "right", "per_class")},
+            "ms_per_photo_p50": round(float(np.median(ms)), 1) if ms else None,
+            "photo_long_side_p50": int(np.median(sides)) if sides else None,
+            "threads": threads, "problems": problems + found_right["problems"]}
+
+
+def markdown(record: dict) -> list[str]:
+    rows = [(c, v["faces"], f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}",
+             f"{record['found_right']['per_class'][c]['found']} / {record['found_right']['per_class'][c]['right']}")
+            for c, v in record["per_class"].items()]
+    rows.append(("all", record["faces"], f"{record['map50']:.3f}", f"{record['map50_95']:.3f}",
+                 f"{record['found_right']['found']} / {record['found_right']['right']}"))
+    return table(("class", "faces", "AP50", "AP50-95", "found / right"), rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", required=True, type=Path, help="a release workspace (build/release_*)")
+    parser.add_argument("--model", required=True, type=Path, help="the model directory it released")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test", OUT_OF_DOMAIN))
+    parser.add_argument("--min-score", type=float, help="the finder's threshold (default: the card's)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="write the whole record here")
+    args = parser.parse_args(argv)
+    record = two_stage_record(args.workspace, args.model, args.split, args.min_score, args.threads)
+    for problem in record["problems"]:
+        print(f"detection_map: {problem}", file=sys.stderr)
+    print("\n".join(markdown(record)))
+    print(f"{record['photos']} photos, median {record['ms_per_photo_p50']} ms per photo "
+          f"(median long side {record['photo_long_side_p50']} px, {args.threads} threads)", file=sys.stderr)
+    if args.json:
+        write_json(args.json, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
