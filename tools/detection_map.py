@@ -12,7 +12,6 @@ every detection); the deployed threshold is the card's. Found x right is counted
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
