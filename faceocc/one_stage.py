@@ -113,7 +113,7 @@ def one_stage_graph(branch: ClassBranch):
     head = onnx.load_from_string(buffer.getvalue())
     body = centerface_graph()
     body.graph.output.append(onnx.helper.make_tensor_value_info(FEATURES, onnx.TensorProto.FLOAT, None))
-    head.ir_version = body.ir_version
+    body.ir_version = head.ir_version  # merge_models wants one IR version: the exporter's, which opset 17 needs
     merged = compose.merge_models(body, head, io_map=[(FEATURES, "features")],
                                   prefix2=BRANCH_PREFIX,
                                   outputs=[*DETECTION_OUTPUTS, BRANCH_PREFIX + CLASS_OUTPUT])

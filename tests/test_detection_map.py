@@ -113,14 +113,21 @@ def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(t
     ws = tmp_path / "ws"
     (ws / "data" / "scrape").mkdir(parents=True)
     (ws / "data" / "split").mkdir(parents=True)
+    (voc / "annotations" / "lost.xml").write_text(  # its photo is gone: named once, the rest still scored
+        "<annotation><filename>lost.png</filename><size><width>8</width><height>8</height></size><object><name>"
+        "with_mask</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>7</xmax><ymax>7</ymax></bndbox></object>"
+        "</annotation>")
     write_rows(ws / "data" / "scrape" / "manifest.csv",
-               [{"id": "f0", "origin": f"{voc / 'annotations' / 'a.xml'}#0"}], ("id", "origin"))
-    write_rows(ws / "data" / "split" / "split.csv", [{"source_id": "f0", "split": "test"}], ("source_id", "split"))
+               [{"id": "f0", "origin": f"{voc / 'annotations' / 'a.xml'}#0"},
+                {"id": "f1", "origin": f"{voc / 'annotations' / 'lost.xml'}#0"}], ("id", "origin"))
+    write_rows(ws / "data" / "split" / "split.csv", [{"source_id": "f0", "split": "test"},
+                                                      {"source_id": "f1", "split": "test"}], ("source_id", "split"))
     (tmp_path / "model").mkdir()
     model = write_untrained_model(tmp_path / "model", CLASSES, task="mask_wearing")
     out = tmp_path / "record.json"
-    assert detection_map.main(["--workspace", str(ws), "--model", str(model), "--json", str(out)]) == 0
+    assert detection_map.main(["--workspace", str(ws), "--model", str(model), "--json", str(out)]) == 1
     record = json.loads(out.read_text())
     assert (record["photos"], record["faces"], record["found_right"]["found"]) == (1, 1, 1)
     # an untrained head labels the face anything: the AP of the one scored class is 1 exactly when it is right
-    assert record["map50"] == float(record["found_right"]["right"]) and record["problems"] == []
+    assert record["map50"] == float(record["found_right"]["right"])
+    assert len(record["problems"]) == 1 and "lost.xml: no image 'lost.png'" in record["problems"][0]

@@ -55,7 +55,8 @@ def two_stage_record(workspace: Path, model: Path, split: str, min_score: float 
             "found_right": {k: found_right[k] for k in ("faces", "found", "right", "per_class")},
             "ms_per_photo_p50": round(float(np.median(ms)), 1) if ms else None,
             "photo_long_side_p50": int(np.median(sides)) if sides else None,
-            "threads": threads, "problems": problems + found_right["problems"]}
+            "threads": threads,  # a photo that cannot be read is named by both counts: once here
+            "problems": problems + [p for p in found_right["problems"] if p not in problems]}
 
 
 def markdown(record: dict) -> list[str]:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(median long side {record['photo_long_side_p50']} px, {args.threads} threads)", file=sys.stderr)
     if args.json:
         write_json(args.json, record)
-    return 0
+    return 1 if record["problems"] else 0  # as `faceocc score`: scored what it could, said what it could not
 
 
 if __name__ == "__main__":
