@@ -36,6 +36,7 @@ from faceocc.classifier import ModelFileError
 from faceocc.detectors import DETECTORS
 from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
 from faceocc.inference import load_classifier
+from faceocc.one_stage_model import ONE_STAGE
 from faceocc.provenance import version
 from faceocc.tasks import TASKS, task_of_model
 
@@ -80,12 +81,25 @@ def _predictor(args, threads: int = 0, task: str | None = None):
         device = str(resolve_device(args.device))
     except ValueError as err:
         raise Refused(str(err)) from None
+    if args.detector == ONE_STAGE:
+        from faceocc.one_stage_model import OneStagePredictor
+
+        try:
+            return OneStagePredictor(args.model, task or args.task, threads, args.min_score)
+        except ValueError as err:
+            raise Refused(str(err)) from None
     classifier = load_model(args.model, task or args.task, device)
     try:
         settings = finder_settings(classifier.card, args.detector, args.min_score)
     except ValueError as err:
         raise Refused(str(err)) from None
     return FacePredictor(classifier, settings, threads=threads, device=device)
+
+
+def _labelled_by(predictor):
+    """What carries a predictor's classes and card: the two-stage path's classifier, or the one-stage
+    predictor itself."""
+    return getattr(predictor, "classifier", predictor)
 
 
 def _masked_classes(card) -> tuple[str, ...]:
@@ -130,8 +144,10 @@ def predict(args) -> int:
     from faceocc.inputs import list_inputs
     from faceocc.pose import add_pose
 
+    if args.crops and args.detector == ONE_STAGE:
+        raise Refused(f"--crops classifies whole files; --detector {ONE_STAGE} finds the faces: use one or the other")
     predictor = _predictor(args)
-    masked = _masked_classes(predictor.classifier.card)
+    masked = _masked_classes(_labelled_by(predictor).card)
     entries = list(list_inputs(args.paths))
     _output_folder(args.annotate)
     out = _open_output(args.jsonl) if args.jsonl else sys.stdout
@@ -159,7 +175,7 @@ def predict(args) -> int:
             if args.annotate and image is not None:
                 target = _unique((args.annotate / _relative(file, entry.root)).with_suffix(".png"))
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(encode_png(draw_predictions(image, records, predictor.classifier.classes)))
+                target.write_bytes(encode_png(draw_predictions(image, records, _labelled_by(predictor).classes)))
             out.flush()
     finally:
         if out is not sys.stdout:
@@ -264,8 +280,10 @@ def video(args) -> int:
     from faceocc.pose import add_pose
     from faceocc.video import VideoSettings, frames, run_video
 
+    if args.detector == ONE_STAGE:  # frames are tracked between the finder's runs, which one graph has no part for
+        raise Refused(f"video: --detector {ONE_STAGE} is not supported yet (photos only: faceocc predict)")
     predictor = _predictor(args)
-    masked = _masked_classes(predictor.classifier.card)
+    masked = _masked_classes(_labelled_by(predictor).card)
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
     several = len(args.inputs) > 1
     names = video_output_names(args.inputs)
@@ -304,7 +322,7 @@ def video(args) -> int:
                         h, w = frame.shape[:2]
                         writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                     if writer.isOpened():  # OpenCV drops frames without a word when it cannot write the file
-                        drawn = draw_predictions(frame, records, predictor.classifier.classes)
+                        drawn = draw_predictions(frame, records, _labelled_by(predictor).classes)
                         writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
                 if out is not None:
                     out.write(json.dumps({"video": source, "frame": index, "time_s": round(index / fps, 3),
@@ -397,7 +415,7 @@ def score(args) -> int:
     from faceocc.markdown import table
 
     predictor = _predictor(args, args.threads)
-    classes = predictor.classifier.classes
+    classes = _labelled_by(predictor).classes
     photos = []
     for root in args.folders:
         if not root.is_dir():
@@ -413,7 +431,7 @@ def score(args) -> int:
         raise Refused("nothing to score")
     with tqdm(total=len(photos), desc="score", unit="photo") as bar:
         result = score_labelled_photos(photos, predictor.predict_image, classes, progress=bar)
-    result["finder"] = predictor.settings.to_dict()
+    result["finder"] = predictor.describe() if args.detector == ONE_STAGE else predictor.settings.to_dict()
     result["model"] = str(args.model or "the task's release")
     for problem in result["problems"]:
         print(f"faceocc: {problem}", file=sys.stderr)
@@ -461,8 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="occlusion4 (face / masked / sunglasses / mask_sunglasses, the default) or mask_wearing "
                             "(with_mask / without_mask / mask_weared_incorrect, models/release_mask_wearing); "
                             "with --model, the model must be one of this task")
-        p.add_argument("--detector", choices=sorted(DETECTORS),
-                       help="face detector (default: the one the model's training faces were found with, its card's)")
+        p.add_argument("--detector", choices=[*sorted(DETECTORS), ONE_STAGE],
+                       help="face detector (default: the one the model's training faces were found with, its card's); "
+                            f"{ONE_STAGE}: a one-stage model (--model, default the task's one-stage release) finds "
+                            "and labels faces in one pass")
         p.add_argument("--min-score", type=float,
                        help="detector score a face must reach (default: the card's, or the --detector's usual one)")
         p.add_argument("--device", type=_device_name, default="auto",

@@ -153,3 +153,24 @@ def _has_size(photos: Sequence[AnnotatedPhoto], label: str, size: str) -> bool:
     low, high = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}[size]
     return any(lab == label and low <= (b[2] - b[0]) * (b[3] - b[1]) < high
                for p in photos for b, lab in zip(p.boxes, p.labels))
+
+
+def found_right(photos: Sequence[AnnotatedPhoto], detections: Sequence[Sequence[Detection]], classes: Sequence[str],
+                iou: float = 0.5) -> dict:
+    """Per class: the scored faces, those a detection overlaps (IoU >= iou, each detection used once, best overlap
+    first) and those whose detection carries their class; `faceocc score`'s found x right for any system."""
+    from faceocc.voc import matched_pairs
+
+    counts = {c: {"faces": 0, "found": 0, "right": 0} for c in classes}
+    for photo, dets in zip(photos, detections):
+        pairs = dict(matched_pairs(np.array(photo.boxes, float).reshape(-1, 4),
+                                   np.array([d.box for d in dets], float).reshape(-1, 4), iou))
+        for t, label in enumerate(photo.labels):
+            if label not in counts:
+                continue
+            counts[label]["faces"] += 1
+            if t in pairs:
+                counts[label]["found"] += 1
+                counts[label]["right"] += dets[pairs[t]].label == label
+    total = {k: sum(v[k] for v in counts.values()) for k in ("faces", "found", "right")}
+    return {**total, "iou": iou, "per_class": {c: v for c, v in counts.items() if v["faces"]}}

@@ -12,6 +12,7 @@ cell of its detected centre.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -34,7 +35,16 @@ BRANCH_PREFIX = "class/"     # the branch's tensor names in the merged graph, cl
 
 def centerface_graph(opset: int = OPSET):
     """CenterFace's graph with symbolic batch and image sides, its BatchNorm counters no longer graph inputs, at
-    `opset`."""
+    `opset`: a fresh copy each call (callers add outputs to it)."""
+    import onnx
+
+    return onnx.load_from_string(_centerface_bytes(opset))
+
+
+@functools.lru_cache(maxsize=2)
+def _centerface_bytes(opset: int) -> bytes:
+    """The converted graph, serialised: converting opset 9 to 17 takes seconds, and training, export and the tests
+    each ask for it more than once."""
     import onnx
     from onnx import version_converter
 
@@ -46,7 +56,12 @@ def centerface_graph(opset: int = OPSET):
     inputs = [i for i in model.graph.input if i.name not in constants]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-    return version_converter.convert_version(model, opset)
+    # and without the BatchNorm counters themselves, which no node reads (ONNX Runtime warns of each one)
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return version_converter.convert_version(model, opset).SerializeToString()
 
 
 def tower_graph():
@@ -117,6 +132,11 @@ def one_stage_graph(branch: ClassBranch):
     merged = compose.merge_models(body, head, io_map=[(FEATURES, "features")],
                                   prefix2=BRANCH_PREFIX,
                                   outputs=[*DETECTION_OUTPUTS, BRANCH_PREFIX + CLASS_OUTPUT])
+    # both halves declare the default domain at opset 17 and the merge keeps both entries; ONNX Runtime's
+    # quantizer refuses a graph whose default domain is declared twice
+    kept = {(o.domain or "ai.onnx"): o.version for o in merged.opset_import}
+    del merged.opset_import[:]
+    merged.opset_import.extend(onnx.helper.make_opsetid("" if d == "ai.onnx" else d, v) for d, v in kept.items())
     onnx.checker.check_model(merged)
     return merged
 
