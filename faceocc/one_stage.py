@@ -91,8 +91,10 @@ class ClassBranch(nn.Module):
         self.head = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(96 + 320, hidden, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(hidden, num_classes, 1))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        coarse = F.interpolate(self.tower(features), scale_factor=2.0, mode="nearest")
+    def forward(self, features: torch.Tensor, tower_out: torch.Tensor | None = None) -> torch.Tensor:
+        """`tower_out`: the tower's output for `features` when it is known already (a frozen tower's, kept)."""
+        coarse = F.interpolate(self.tower(features) if tower_out is None else tower_out, scale_factor=2.0,
+                               mode="nearest")
         return self.head(torch.cat([features, coarse], 1))
 
 

@@ -78,14 +78,31 @@ def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights / max(weights[weights > 0].mean(), 1e-12), dtype=torch.float32)
 
 
-def centre_scores(branch, data: FeatureSet, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, predicted) at every taught cell of `data`."""
+def tower_outputs(branch, features: np.ndarray, batch: int = 16) -> np.ndarray:
+    """The branch's tower run once over `features` (float16): what a frozen tower gives every epoch."""
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch):
+            outs.append(branch.tower(torch.from_numpy(features[start:start + batch].astype(np.float32)))
+                        .numpy().astype(np.float16))
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float16)
+
+
+def _logits(branch, data: FeatureSet, towers: np.ndarray | None, chosen) -> torch.Tensor:
+    tower = None if towers is None else torch.from_numpy(towers[chosen].astype(np.float32))
+    return branch(torch.from_numpy(data.features[chosen].astype(np.float32)), tower)
+
+
+def centre_scores(branch, data: FeatureSet, towers: np.ndarray | None = None,
+                  batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, predicted) at every taught cell of `data` (`towers`: its tower outputs, when kept)."""
     branch.eval()
     labels, predicted = [], []
     with torch.no_grad():
         for start in range(0, len(data.features), batch):
-            logits = branch(torch.from_numpy(data.features[start:start + batch].astype(np.float32)))
-            target = torch.from_numpy(data.targets[start:start + batch])
+            chosen = slice(start, start + batch)
+            logits = _logits(branch, data, towers, chosen)
+            target = torch.from_numpy(data.targets[chosen])
             taught = target != IGNORE
             labels.append(target[taught].numpy())
             predicted.append(logits.argmax(1)[taught].numpy())
@@ -95,10 +112,18 @@ def centre_scores(branch, data: FeatureSet, batch: int = 16) -> tuple[np.ndarray
 def train_branch(train: FeatureSet, val: FeatureSet, classes: Sequence[str], *, epochs: int, batch: int, lr: float,
                  tower_lr: float, hidden: int, seed: int) -> tuple[torch.nn.Module, list[dict]]:
     """The branch after the epoch with the best val macro-F1 at the faces' centre cells (the first such, so a
-    later equal epoch does not replace it), and each epoch's loss and val figures."""
+    later equal epoch does not replace it), and each epoch's loss and val figures. `tower_lr` 0 keeps
+    CenterFace's tower as it is: it then runs once over the photos, not every epoch."""
     branch = class_branch(len(classes), hidden, seed)
-    optimiser = torch.optim.AdamW([{"params": branch.tower.parameters(), "lr": tower_lr},
-                                   {"params": branch.head.parameters(), "lr": lr}], weight_decay=1e-4)
+    frozen = tower_lr == 0
+    groups = [{"params": branch.head.parameters(), "lr": lr}]
+    if frozen:
+        branch.tower.requires_grad_(False)
+        towers = {"train": tower_outputs(branch, train.features), "val": tower_outputs(branch, val.features)}
+    else:
+        groups.append({"params": branch.tower.parameters(), "lr": tower_lr})
+        towers = {"train": None, "val": None}
+    optimiser = torch.optim.AdamW(groups, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(epochs, 1))
     weights = class_weights(train.targets, len(classes))
     order_rng = np.random.default_rng(seed)
@@ -108,7 +133,7 @@ def train_branch(train: FeatureSet, val: FeatureSet, classes: Sequence[str], *, 
         order, losses = order_rng.permutation(len(train.features)), []
         for start in tqdm(range(0, len(order), batch), desc=f"epoch {epoch}", unit="batch", leave=False):
             chosen = np.sort(order[start:start + batch])
-            logits = branch(torch.from_numpy(train.features[chosen].astype(np.float32)))
+            logits = _logits(branch, train, towers["train"], chosen)
             target = torch.from_numpy(train.targets[chosen])
             if not (target != IGNORE).any():
                 continue
@@ -118,7 +143,7 @@ def train_branch(train: FeatureSet, val: FeatureSet, classes: Sequence[str], *, 
             optimiser.step()
             losses.append(loss.item())
         schedule.step()
-        labels, predicted = centre_scores(branch, val)
+        labels, predicted = centre_scores(branch, val, towers["val"])
         figures = summary(labels, predicted, tuple(classes))
         history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4) if losses else None,
                         "val_macro_f1": figures["macro_f1"],

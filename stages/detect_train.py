@@ -30,10 +30,10 @@ class DetectTrainParams:
     epochs: int = 8
     batch: int = 8            # photos a step
     lr: float = 0.001         # the head's
-    tower_lr: float = 0.0001  # the tower's, which starts from CenterFace's weights
+    tower_lr: float = 0.0     # the tower's (it starts as CenterFace's); 0 keeps it frozen
     hidden: int = 128         # channels of the head's 3 x 3 convolution
     mirror: bool = True       # learn from each photo's mirror image too
-    central: float = 0.5      # a face's class is taught at the cells in the middle half of its box
+    central: float = 0.0      # taught at the centre cell only, or also in this middle share of the box
     threshold: float = 0.5    # the face score a detection must reach when the model is used (its card)
     min_face: int = 10        # px, a found face's short side in the photo (its card)
     seed: int = 0

@@ -98,6 +98,16 @@ def test_the_branch_learns_a_class_the_features_hold_and_keeps_its_best_val_epoc
     assert (logits.argmax(1).numpy()[taught] == data.targets[taught]).mean() == 1.0
 
 
+def test_a_frozen_tower_stays_centerfaces_and_the_head_still_learns():
+    from faceocc.one_stage import class_branch
+
+    branch, history = train_branch(_separable(48, 0), _separable(24, 1), CLASSES, epochs=4, batch=8, lr=0.01,
+                                   tower_lr=0.0, hidden=16, seed=0)
+    original = class_branch(len(CLASSES), 16, seed=0).tower.state_dict()
+    assert all(torch.equal(v, original[k]) for k, v in branch.tower.state_dict().items())
+    assert max(h["val_macro_f1"] for h in history) == 1.0
+
+
 def test_a_rare_class_weighs_as_much_as_a_common_one():
     targets = np.array([[0, 0, 0, 1, IGNORE, IGNORE]])
     weights = class_weights(targets, 3)
