@@ -93,7 +93,9 @@ def test_voc_photos_score_the_listed_faces_ignore_the_rest_and_name_what_cannot_
     assert len(problems) == 2 and "lost.xml: no image 'lost.png'" in problems[0] and "missing.xml" in problems[1]
 
 
-def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(tmp_path, astronaut, astronaut_face):
+@pytest.mark.parametrize("path", ["two-stage", "one-stage"])
+def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(path, tmp_path, astronaut,
+                                                                            astronaut_face):
     import json
 
     from conftest import write_untrained_model
@@ -123,10 +125,21 @@ def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(t
     write_rows(ws / "data" / "split" / "split.csv", [{"source_id": "f0", "split": "test"},
                                                       {"source_id": "f1", "split": "test"}], ("source_id", "split"))
     (tmp_path / "model").mkdir()
-    model = write_untrained_model(tmp_path / "model", CLASSES, task="mask_wearing")
+    if path == "two-stage":
+        model, flags = write_untrained_model(tmp_path / "model", CLASSES, task="mask_wearing"), []
+    else:  # an untrained class branch on CenterFace, as detect_train writes it
+        import onnx
+
+        from faceocc.one_stage import class_branch, one_stage_graph
+        from faceocc.one_stage_model import GRAPH_FILE, OneStageCard
+
+        model, flags = tmp_path / "model", ["--one-stage"]
+        onnx.save(one_stage_graph(class_branch(len(CLASSES), 16)), str(model / GRAPH_FILE))
+        OneStageCard("mask_wearing", CLASSES, side=512, threshold=0.5, min_face=10).write(model)
     out = tmp_path / "record.json"
-    assert detection_map.main(["--workspace", str(ws), "--model", str(model), "--json", str(out)]) == 1
+    assert detection_map.main(["--workspace", str(ws), "--model", str(model), *flags, "--json", str(out)]) == 1
     record = json.loads(out.read_text())
+    assert record["path"] == path
     assert (record["photos"], record["faces"], record["found_right"]["found"]) == (1, 1, 1)
     # an untrained head labels the face anything: the AP of the one scored class is 1 exactly when it is right
     assert record["map50"] == float(record["found_right"]["right"])

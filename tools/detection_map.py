@@ -1,9 +1,12 @@
-"""COCO mAP of a released model as `faceocc predict` runs it (its card's finder, then the classifier), on the
-annotated (PascalVOC) photos of one split of its release workspace: the figure a one-stage detector is compared
-by (reports/one_stage.md), beside found x right per class and milliseconds per photo.
+"""COCO mAP of a released model as `faceocc predict` runs it (its card's finder, then the classifier; or, with
+`--one-stage`, a one-stage model folder), on the annotated (PascalVOC) photos of one split of its release
+workspace: the figures reports/one_stage.md sets side by side, with found x right per class and milliseconds per
+photo, both paths scored by the same code.
 
     python -m tools.detection_map --workspace build/release_mask_wearing --model models/release_mask_wearing \
         --split ood --min-score 0.3 --json two_stage_ood.json
+    python -m tools.detection_map --workspace build/release_mask_wearing --one-stage \
+        --model models/release_one_stage_mask_wearing --split ood --min-score 0.3 --json one_stage_ood.json
 
 `--min-score` lowers the finder's threshold so the precision-recall curve runs further (COCO's convention scores
 every detection); the deployed threshold is the card's. Found x right is counted at the threshold given.
@@ -33,13 +36,28 @@ def two_stage_record(workspace: Path, model: Path, split: str, min_score: float 
     from faceocc.classifier import Classifier
     from faceocc.inference import FacePredictor, finder_settings
 
-    ws = Workspace(workspace)
     classifier = Classifier.load(model)
-    task = task_named(classifier.card.task)
-    faces = annotated_test_faces(read_rows(ws.split / SPLIT_CSV), read_rows(ws.scrape / MANIFEST_CSV), split)
-    photos, problems = voc_photos(faces, task.label_of, classifier.classes)
     settings = finder_settings(classifier.card, threshold=min_score)
     predictor = FacePredictor(classifier, settings, threads=threads)
+    return path_record(workspace, split, predictor, task_named(classifier.card.task), classifier.classes,
+                       {"path": "two-stage", "model": str(model), "finder": settings.to_dict()}, threads)
+
+
+def one_stage_record(workspace: Path, model: Path, split: str, min_score: float | None, threads: int) -> dict:
+    """The same for a one-stage model folder, run as `faceocc predict --detector one-stage` runs it, at its face
+    threshold `min_score` (default: its card's)."""
+    from faceocc.one_stage_model import OneStagePredictor
+
+    predictor = OneStagePredictor(model, threads=threads, threshold=min_score)
+    return path_record(workspace, split, predictor, task_named(predictor.card.task), predictor.classes,
+                       {"path": "one-stage", **predictor.describe()}, threads)
+
+
+def path_record(workspace: Path, split: str, predictor, task, classes: tuple[str, ...], described: dict,
+                threads: int) -> dict:
+    ws = Workspace(workspace)
+    faces = annotated_test_faces(read_rows(ws.split / SPLIT_CSV), read_rows(ws.scrape / MANIFEST_CSV), split)
+    photos, problems = voc_photos(faces, task.label_of, classes)
     records, ms, sides = {}, [], []
 
     def timed(image, path: str) -> list[dict]:
@@ -50,11 +68,11 @@ def two_stage_record(workspace: Path, model: Path, split: str, min_score: float 
         sides.append(max(image.shape[:2]))
         return records[path]
 
-    with tqdm(total=len(faces), desc=f"two-stage on {split}", unit="photo") as progress:
-        found_right = score_photos(faces, timed, task.label_of, classifier.classes, progress=progress)
+    with tqdm(total=len(faces), desc=f"{described['path']} on {split}", unit="photo") as progress:
+        found_right = score_photos(faces, timed, task.label_of, classes, progress=progress)
     predicted = [photo for photo in photos if photo.path in records]  # a photo that would not decode: a problem
-    result = coco_map(predicted, [detections_of(records[p.path]) for p in predicted], classifier.classes)
-    return {"path": "two-stage", "model": str(model), "split": split, "finder": settings.to_dict(), **result,
+    result = coco_map(predicted, [detections_of(records[p.path]) for p in predicted], classes)
+    return {**described, "split": split, **result,
             "found_right": {k: found_right[k] for k in ("faces", "found", "right", "per_class")},
             "ms_per_photo_p50": round(float(np.median(ms)), 1) if ms else None,
             "photo_long_side_p50": int(np.median(sides)) if sides else None,
@@ -75,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", required=True, type=Path, help="a release workspace (build/release_*)")
     parser.add_argument("--model", required=True, type=Path, help="the model directory it released")
+    parser.add_argument("--one-stage", action="store_true",
+                        help="--model is a one-stage folder (detect_train / detect_quantize): run it instead")
     parser.add_argument("--split", default="test", choices=("train", "val", "test", OUT_OF_DOMAIN))
     parser.add_argument("--min-score", type=float, help="the finder's threshold (default: the card's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the whole record here")
     args = parser.parse_args(argv)
-    record = two_stage_record(args.workspace, args.model, args.split, args.min_score, args.threads)
+    run = one_stage_record if args.one_stage else two_stage_record
+    record = run(args.workspace, args.model, args.split, args.min_score, args.threads)
     for problem in record["problems"]:
         print(f"detection_map: {problem}", file=sys.stderr)
     print("\n".join(markdown(record)))
