@@ -20,6 +20,37 @@ from faceocc.sheets import captioned_grid
 from faceocc.voc import matched_pairs
 
 
+def score_splits(detectors: dict, photos_of: dict, classes: Sequence[str], threshold: float, iou: float,
+                 example_photos: int) -> tuple[dict, dict, np.ndarray, list[str]]:
+    """Every variant ({name: OneStageDetector}) on every split's photos ({split: photos}, each run once):
+    {split: {variant: figures}}, {split: INT8 against FP32} (when both run), the picture of the first test
+    photos with what the first variant found, and one line for each photo that could not be read."""
+    splits, int8_against_fp32, problems = {}, {}, []
+    examples = examples_image([], [], classes, threshold, 0, "one-stage: no test photo")
+    for split, photos in photos_of.items():
+        runs = {}
+        for variant, detector in detectors.items():
+            runs[variant], ms, unread = run_detector(detector.predict_image, photos, f"{variant} on {split}")
+            splits.setdefault(split, {})[variant] = variant_figures(photos, runs[variant], ms, classes, threshold,
+                                                                    iou)
+            problems += [f"{split}: {p}" for p in unread if f"{split}: {p}" not in problems]
+        if {"fp32", "int8"} <= set(runs):
+            int8_against_fp32[split] = agreement(runs["fp32"], runs["int8"], threshold, iou)
+        if split == "test":
+            first = next(iter(runs))
+            examples = examples_image(photos, runs[first], classes, threshold, example_photos,
+                                      f"one-stage {first} on test photos (face score >= {threshold})")
+    return splits, int8_against_fp32, examples, problems
+
+
+def without_times(splits: dict) -> tuple[dict, dict]:
+    """`score_splits`' figures apart from their milliseconds per photo, and those milliseconds: what a model
+    gives on any machine, and what this run took, kept in two files as `evaluate` keeps them."""
+    figures = {s: {v: {k: x for k, x in f.items() if k != "ms_per_photo_p50"} for v, f in variants.items()}
+               for s, variants in splits.items()}
+    return figures, {s: {v: f["ms_per_photo_p50"] for v, f in variants.items()} for s, variants in splits.items()}
+
+
 def run_detector(predict, photos: Sequence[AnnotatedPhoto], desc: str) -> tuple[list[list[dict]], list[float],
                                                                                  list[str]]:
     """`predict(image, path)`'s records for each photo (an unreadable photo's are empty), the milliseconds of

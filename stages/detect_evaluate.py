@@ -13,7 +13,7 @@ from pathlib import Path
 from faceocc.atomic import stage_output, write_bytes, write_json, write_metrics, write_text
 from faceocc.images import encode_png
 from faceocc.one_stage_data import workspace_photos
-from faceocc.one_stage_eval import agreement, examples_image, markdown, run_detector, variant_figures
+from faceocc.one_stage_eval import markdown, score_splits, without_times
 from faceocc.one_stage_model import GRAPH_FILE, OneStageDetector
 from faceocc.splitting import OUT_OF_DOMAIN
 from stages._common import load_params, setup_logging
@@ -47,48 +47,33 @@ def main(argv: list[str] | None = None) -> None:
         detector = OneStageDetector(folder, params.threads, threshold=params.min_score)
         detectors[detector.card.variant] = detector
     card = next(iter(detectors.values())).card
-    record = {"task": task.name, "side": card.side, "threshold": card.threshold, "min_score": params.min_score,
-              "threads": params.threads, "splits": {}, "int8_against_fp32": {},
-              "size_mb": {v: round((d.folder / GRAPH_FILE).stat().st_size / 2 ** 20, 2) for v, d in detectors.items()}}
-    examples = None
+    photos_of = {}
     for split in ("test", OUT_OF_DOMAIN):
         photos, problems = workspace_photos(args.split, args.crops, args.raw, split, task.classes, task.label_of)
-        if not photos:
-            continue
-        runs = {}
-        for variant, detector in detectors.items():
-            runs[variant], ms, unread = run_detector(detector.predict_image, photos, f"{variant} on {split}")
-            record["splits"].setdefault(split, {})[variant] = variant_figures(
-                photos, runs[variant], ms, task.classes, card.threshold, params.iou)
-            problems += [p for p in unread if p not in problems]
         for problem in problems:
             log.warning("%s: %s", split, problem)
-        if {"fp32", "int8"} <= set(runs):
-            record["int8_against_fp32"][split] = agreement(runs["fp32"], runs["int8"], card.threshold, params.iou)
-        if split == "test":
-            first = next(iter(runs))
-            examples = examples_image(photos, runs[first], task.classes, card.threshold, params.example_photos,
-                                      f"one-stage {first} on test photos (face score >= {card.threshold})")
+        if photos:
+            photos_of[split] = photos
+    splits, int8_against_fp32, examples, unread = score_splits(detectors, photos_of, task.classes, card.threshold,
+                                                               params.iou, params.example_photos)
+    for problem in unread:
+        log.warning("%s", problem)
+    record = {"task": task.name, "side": card.side, "threshold": card.threshold, "min_score": params.min_score,
+              "threads": params.threads, "splits": splits, "int8_against_fp32": int8_against_fp32,
+              "size_mb": {v: round((d.folder / GRAPH_FILE).stat().st_size / 2 ** 20, 2) for v, d in detectors.items()}}
+    figures, speed = without_times(splits)
     with stage_output(args.out) as tmp:
         tmp.mkdir()
-        # the figures a model gives on any machine apart from this run's milliseconds, as `evaluate` keeps them
-        speed = {s: {v: f.pop("ms_per_photo_p50") for v, f in variants.items()}
-                 for s, variants in record["splits"].items()}
-        write_metrics(tmp / "metrics.json", record)
+        write_metrics(tmp / "metrics.json", {**record, "splits": figures})
         write_metrics(tmp / "speed.json", {"ms_per_photo_p50": speed, "threads": params.threads})
-        for s, variants in record["splits"].items():
-            for v, f in variants.items():
-                f["ms_per_photo_p50"] = speed[s][v]
         write_json(tmp / "record.json", record)
         write_text(tmp / "report.md", "\n".join(markdown(record)) + "\n")
-        if examples is not None:
-            write_bytes(tmp / "examples.png", encode_png(examples))
-    for split, variants in record["splits"].items():
+        write_bytes(tmp / "examples.png", encode_png(examples))
+    for split, variants in splits.items():
         for variant, f in variants.items():
             log.info("%s %s: mAP50 %.3f, mAP50-95 %.3f, found %d, right %d of %d, %s ms per photo", split, variant,
                      f["map50"], f["map50_95"], f["found_right"]["found"], f["found_right"]["right"],
                      f["found_right"]["faces"], f["ms_per_photo_p50"])
-
 
 if __name__ == "__main__":
     main()
