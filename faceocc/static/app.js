@@ -82,12 +82,14 @@ function drawResult(source, result) {
   view.dataset.labels = result.faces.filter((f) => f.label).map((f) => f.label).join(" ");
 }
 
-async function classify(blob, source) {
+// `wanted`: whether the answer is still wanted when it comes (a webcam frame's is not once the webcam stopped)
+async function classify(blob, source, wanted = () => true) {
   const body = new FormData();
   body.append("file", blob, "upload");
   const query = new URLSearchParams({ task: taskSelect.value, pose: poseBox.checked ? "true" : "false" });
   const response = await fetch(`/v1/predict?${query}`, { method: "POST", body });
   const result = await response.json();
+  if (!wanted()) return;
   if (!response.ok) {
     say(`${response.status}: ${result.error || response.statusText}`, true);
     view.dataset.error = String(response.status);
@@ -123,14 +125,17 @@ document.getElementById("webcam").addEventListener("click", async () => {
   }
   const grab = document.createElement("canvas");
   let busy = false;
-  cameraTimer = setInterval(() => {
+  const timer = setInterval(() => {
     if (busy || !camera.videoWidth) return;  // one frame in flight at a time: the server's queue stays short
     busy = true;
     grab.width = camera.videoWidth;
     grab.height = camera.videoHeight;
     grab.getContext("2d").drawImage(camera, 0, 0);
-    grab.toBlob((blob) => classify(blob, grab).finally(() => { busy = false; }), "image/jpeg", 0.85);
+    // a frame still in flight when the webcam stops must not write over "Webcam stopped."
+    grab.toBlob((blob) => classify(blob, grab, () => cameraTimer === timer).finally(() => { busy = false; }),
+      "image/jpeg", 0.85);
   }, FRAME_INTERVAL_MS);
+  cameraTimer = timer;
   say("Webcam on: frames go to the server a few times a second.");
 });
 
