@@ -97,6 +97,14 @@ class SyntheticRecipe:
     source: str      # the class of the real faces drawn on
     render: str      # what is drawn (faceocc.occlusion.RENDERS): masked, sunglasses, or mask_low (worn wrongly)
     count: int       # at most this many (one per source face)
+    donor: str = ""  # set: the occluder is moved from a real train face of this class (faceocc/transplant.py)
+                     # instead of drawn; render is then what is moved: masked or sunglasses
+
+    @property
+    def tag(self) -> str:
+        """the recipe's name in ids and train.csv: sunglasses_on_masked, sunglasses_from_sunglasses_on_masked"""
+        moved = f"{self.render}_from_{self.donor}" if self.donor else self.render
+        return f"{moved}_on_{self.source}"
 
 
 def render_synthetic(image: np.ndarray, landmarks: np.ndarray, render: str, seed: int,

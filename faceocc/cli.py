@@ -280,8 +280,6 @@ def video(args) -> int:
     from faceocc.pose import add_pose
     from faceocc.video import VideoSettings, frames, run_video
 
-    if args.detector == ONE_STAGE:  # frames are tracked between the finder's runs, which one graph has no part for
-        raise Refused(f"video: --detector {ONE_STAGE} is not supported yet (photos only: faceocc predict)")
     predictor = _predictor(args)
     masked = _masked_classes(_labelled_by(predictor).card)
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
@@ -337,7 +335,7 @@ def video(args) -> int:
                 stream = itertools.islice(stream, args.max_frames)
             try:
                 with decoder_errors() as damage:
-                    summary = run_video(stream, predictor, settings, on_frame)
+                    summary = run_video(stream, predictor, settings, on_frame, one_stage=args.detector == ONE_STAGE)
             finally:
                 signal.signal(signal.SIGINT, previous)
                 bar.close()
@@ -527,13 +525,16 @@ def build_parser() -> argparse.ArgumentParser:
     v = commands.add_parser("video", help="classify faces in video files or a webcam, write an annotated video",
                             description="The face detector runs every --detect-every frames on a frame shrunk to "
                             "--detect-max-side pixels; boxes are carried between detections and every face is "
-                            "classified on every frame. A summary line per video goes to stderr.")
+                            "classified on every frame. With --detector one-stage the model's one graph finds and "
+                            "labels the faces of every frame (--detect-every and --detect-max-side do not apply). "
+                            "A summary line per video goes to stderr.")
     v.add_argument("inputs", nargs="+", help="video files, or a webcam index such as 0 (stop it with Ctrl-C "
                    "or --max-frames; the output is closed properly either way)")
     v.add_argument("--max-frames", type=_at_least(0), default=0, help="stop after this many frames per input (0: all)")
     v.add_argument("--out", type=Path, help="annotated video (.mp4); a folder when several inputs are given")
     v.add_argument("--jsonl", type=Path, help="one JSON line per frame: video, frame, time_s, faces")
-    v.add_argument("--detect-every", type=_at_least(1), default=5, help="frames between face detections (5)")
+    v.add_argument("--detect-every", type=_at_least(1), default=5,
+                   help="frames between face detections (5; two-stage only)")
     v.add_argument("--detect-max-side", type=_at_least(32), default=320, help="detection frame size, long side (320)")
     common(v)
     head_pose(v)

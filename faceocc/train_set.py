@@ -17,14 +17,15 @@ import numpy as np
 from tqdm import tqdm
 
 from faceocc.atomic import write_bytes
-from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, plan_counts,
-                               render_synthetic, source_side)
+from faceocc.balancing import (AugmentConfig, SyntheticRecipe, augment, build_augmenter, match_resolution,
+                               plan_counts, render_synthetic, source_side)
 from faceocc.config import ConfigError
 from faceocc.faces import LANDMARK_NAMES
 from faceocc.images import encode_png, load_rgb
 from faceocc.occlusion import RENDERS
 from faceocc.seeding import item_seed, seeded_order
 from faceocc.sheets import bar_chart, contact_sheet
+from faceocc.transplant import TRANSPLANTS, transplant
 
 TRAIN_COLUMNS = ("id", "label", "kind", "root", "file", "origin", "recipe")
 COUNT_COLUMNS = ("bar", "label", "step", "count")
@@ -58,6 +59,11 @@ def check_recipes(params: BalanceParams, classes: tuple[str, ...]) -> None:
         if recipe.render not in RENDERS:
             raise ConfigError(f"balance.synthetic.recipes: render must be one of {list(RENDERS)}, "
                               f"got {recipe.render!r}")
+        if recipe.donor and recipe.donor not in classes:
+            raise ConfigError(f"balance.synthetic.recipes: {recipe} names a donor class outside {list(classes)}")
+        if recipe.donor and recipe.render not in TRANSPLANTS:
+            raise ConfigError(f"balance.synthetic.recipes: a donor can lend {list(TRANSPLANTS)}, "
+                              f"not {recipe.render!r}")
 
 
 @dataclass(frozen=True)
@@ -146,19 +152,30 @@ def sample_sheet(final: list[dict], faces: Path, out: Path) -> np.ndarray:
 
 def make_synthetic(params: BalanceParams, originals: list[dict], landmarks: dict, source_points: dict, faces: Path,
                    out: Path) -> list[dict]:
-    """Occluders drawn onto real training faces of other classes, each source face used at most once per recipe,
-    each blurred back to the detail its face had in the source photo."""
+    """Occluders drawn onto real training faces of other classes, or moved there from real faces of the recipe's
+    donor class; each source face used at most once per recipe, donors in turn; each result blurred back to the
+    detail its face had in the source photo."""
     made = []
+    by_id = {o["id"]: o for o in originals}
     for recipe in params.synthetic.recipes:
+        tag = recipe.tag
         sources = seeded_order([o["id"] for o in originals if o["label"] == recipe.source], params.seed,
-                               f"{recipe.render}_on_{recipe.source}")[: recipe.count]
-        by_id = {o["id"]: o for o in originals}
-        tag = f"{recipe.render}_on_{recipe.source}"
-        for source_id in tqdm(sources, desc=f"balance: {tag}", unit="img"):
+                               tag)[: recipe.count]
+        donors = seeded_order([o["id"] for o in originals if o["label"] == recipe.donor], params.seed,
+                              f"donors_{tag}") if recipe.donor else []
+        if recipe.donor and not donors:
+            continue  # no train face of the donor class (a tiny split): nothing to move
+        for k, source_id in enumerate(tqdm(sources, desc=f"balance: {tag}", unit="img")):
             image = load_rgb(faces / by_id[source_id]["file"])
             source_px = source_side(source_points[source_id], landmarks[source_id], image.shape[0])
-            drawn = render_synthetic(image, landmarks[source_id], recipe.render, item_seed(params.seed, tag, source_id),
-                                     source_px)
+            if recipe.donor:
+                donor_id = donors[k % len(donors)]
+                moved = transplant(image, landmarks[source_id], load_rgb(faces / by_id[donor_id]["file"]),
+                                   landmarks[donor_id], recipe.render)
+                drawn = match_resolution(moved, source_px) if source_px else moved
+            else:
+                drawn = render_synthetic(image, landmarks[source_id], recipe.render,
+                                         item_seed(params.seed, tag, source_id), source_px)
             item_id = f"{source_id}_syn_{tag}"
             file = f"images/{recipe.label}/{item_id}.png"
             write_bytes(out / file, encode_png(drawn))

@@ -57,8 +57,10 @@ class FaceTracker:
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 0
 
-    def update(self, faces: list[Face], frame_index: int) -> None:
+    def update(self, faces: list[Face], frame_index: int) -> list[Track]:
+        """Each face continues a track or starts one; returns the track of each face, in the faces' order."""
         unmatched = list(range(len(faces)))
+        of_face: list[Track | None] = [None] * len(faces)
         for track in sorted(self.tracks, key=lambda t: -t.score):
             best, best_score = None, 0.0
             for i in unmatched:
@@ -69,6 +71,7 @@ class FaceTracker:
                 track.missed += 1
                 continue
             unmatched.remove(best)
+            of_face[best] = track
             face, new_box = faces[best], np.asarray(faces[best].box, float)
             gap = max(1, frame_index - track.last_detected)
             # from the last *detected* box: the current one was already moved on by the old velocity, and
@@ -83,7 +86,9 @@ class FaceTracker:
             box = np.asarray(face.box, float)
             self.tracks.append(Track(self._next_id, box, np.zeros(4), box, np.asarray(face.landmarks, float),
                                      face.score, frame_index))
+            of_face[i] = self.tracks[-1]
             self._next_id += 1
+        return of_face
 
     def _affinity(self, a: np.ndarray, b: np.ndarray) -> float:
         """> 0 when detection b may continue track a: overlap first (1 + IoU), else nearness of centres."""
@@ -132,28 +137,44 @@ def classify_tracks(classifier, frame: np.ndarray, tracks: list[Track], geometry
     """Every tracked face of the frame classified in one batch; scores smoothed per track."""
     if not tracks:
         return []
-    h, w = frame.shape[:2]
     crops = []
     for t in tracks:
         face = Face(box=tuple(float(v) for v in t.box), score=t.score,
                     landmarks=tuple((float(x), float(y)) for x, y in t.landmarks))
         crops.append(crop_face(frame, face, geometry)[0])
     probabilities = classifier.predict_proba(crops)
-    records = []
-    for t, p in zip(tracks, probabilities):
-        t.scores = p if t.scores is None else smoothing * t.scores + (1 - smoothing) * p
-        label = classifier.classes[int(np.argmax(t.scores))]
-        box = [round(float(np.clip(v, 0, w if i % 2 == 0 else h)), 1) for i, v in enumerate(t.box)]
-        records.append({"track": t.track_id, "box": box, "detection_score": round(t.score, 4),
-                        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in t.landmarks],
-                        "label": label,
-                        "scores": {c: round(float(v), 4) for c, v in zip(classifier.classes, t.scores)}})
-    return records
+    return [track_record(t, p, classifier.classes, smoothing, frame.shape) for t, p in zip(tracks, probabilities)]
 
 
-def run_video(stream: Iterable[np.ndarray], predictor, settings: VideoSettings, on_frame=None) -> dict:
+def one_stage_frame(predictor, frame: np.ndarray, tracker: FaceTracker, index: int, smoothing: float) -> list[dict]:
+    """A one-stage model's faces of the frame (its one graph finds and labels them, on every frame), continued as
+    tracks so that ids hold and scores are smoothed as on the two-stage path."""
+    found = [r for r in predictor.predict_image(frame, "") if r["label"] is not None]
+    faces = [Face(box=tuple(r["box"]), score=r["detection_score"], landmarks=tuple(map(tuple, r["landmarks"])))
+             for r in found]
+    tracks = tracker.update(faces, index)
+    classes = predictor.classes
+    return [track_record(t, np.array([r["scores"][c] for c in classes]), classes, smoothing, frame.shape)
+            for t, r in zip(tracks, found)]
+
+
+def track_record(track: Track, probabilities: np.ndarray, classes, smoothing: float, shape) -> dict:
+    """The frame's record of a track, its scores first smoothed with the track's earlier ones."""
+    h, w = shape[:2]
+    track.scores = probabilities if track.scores is None else smoothing * track.scores + (1 - smoothing) * probabilities
+    box = [round(float(np.clip(v, 0, w if i % 2 == 0 else h)), 1) for i, v in enumerate(track.box)]
+    return {"track": track.track_id, "box": box, "detection_score": round(track.score, 4),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in track.landmarks],
+            "label": classes[int(np.argmax(track.scores))],
+            "scores": {c: round(float(v), 4) for c, v in zip(classes, track.scores)}}
+
+
+def run_video(stream: Iterable[np.ndarray], predictor, settings: VideoSettings, on_frame=None,
+              one_stage: bool = False) -> dict:
     """Process RGB frames (`frames(capture)`, or any iterable); `on_frame(index, rgb_frame, records)` receives
-    each frame's results.
+    each frame's results. `predictor` is the two-stage FacePredictor (a detection every `detect_every` frames,
+    boxes carried between) or, with `one_stage`, a OneStagePredictor (its graph on every frame: `detect_every` and
+    `detect_max_side` do not apply).
     Returns the summary: frames, faces, per-class counts, processing frames per second."""
     tracker = FaceTracker(settings)
     counts: dict[str, int] = {}
@@ -167,16 +188,19 @@ def run_video(stream: Iterable[np.ndarray], predictor, settings: VideoSettings, 
             tracker.reset()
             cuts += 1
             since_detection = settings.detect_every
-        if since_detection >= settings.detect_every:
-            # the finder's threshold and size rule, no second pass (too slow for a live stream)
-            found = predictor.finder.first_pass(frame, max_side=settings.detect_max_side)
-            tracker.update(list(predictor.finder.select(found, 1).faces), index)
-            since_detection = 0
+        if one_stage:
+            records = one_stage_frame(predictor, frame, tracker, index, settings.smoothing)
         else:
-            tracker.advance()
-        since_detection += 1
-        records = classify_tracks(predictor.classifier, frame, tracker.tracks, predictor.geometry,
-                                  settings.smoothing)
+            if since_detection >= settings.detect_every:
+                # the finder's threshold and size rule, no second pass (too slow for a live stream)
+                found = predictor.finder.first_pass(frame, max_side=settings.detect_max_side)
+                tracker.update(list(predictor.finder.select(found, 1).faces), index)
+                since_detection = 0
+            else:
+                tracker.advance()
+            since_detection += 1
+            records = classify_tracks(predictor.classifier, frame, tracker.tracks, predictor.geometry,
+                                      settings.smoothing)
         n_frames += 1
         n_faces += len(records)
         for r in records:

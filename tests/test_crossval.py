@@ -170,3 +170,16 @@ def test_a_small_leave_one_source_out_run_scores_only_the_source_it_left_out(tmp
     assert record["by_source"] and list(record["sources"]) == ["other"] and "main" in record["not_left_out"]
     assert record["sources"]["other"]["faces"] == len(other)
     assert "## Each source left out" in (out / "crossval.md").read_text()
+
+    # --only runs the named sources' folds, numbered as in the full run: the same models, the same scores
+    only = tmp_path / "only"
+    argv = ["--workspace", str(tmp_path / "ws"), "--backbone", "mobilenet_v2", "--out", str(only), "--folds", "3",
+            "--by-source", "--min-class-train", "2", "--min-source-faces", "2"]
+    crossval.main(argv + ["--only", "other"])
+    assert (only / "oof.csv").read_bytes() == (out / "oof.csv").read_bytes()
+    assert json.loads((only / "crossval.json").read_text())["only"] == ["other"]
+    assert "these sources left out in turn: other" in (only / "crossval.md").read_text()
+    with pytest.raises(SystemExit, match="--only main: not a source that is left out"):
+        crossval.main([*argv[:5], str(tmp_path / "main"), *argv[6:], "--only", "main"])
+    with pytest.raises(SystemExit):
+        crossval.main(argv[:-5] + ["--only", "other"])  # without --by-source

@@ -168,8 +168,8 @@ def test_the_int8_graph_finds_the_same_face_and_a_faceless_photo_has_none(one_st
     assert int8.predict_image(faceless, "coffee.png") == [{"path": "coffee.png", "label": None, "reason": "no_face"}]
 
 
-def test_faceocc_predict_and_score_run_a_one_stage_model_and_video_says_it_cannot(one_stage_folders, astronaut,
-                                                                                   tmp_path, capsys):
+def test_faceocc_predict_and_score_run_a_one_stage_model_and_refuse_what_it_cannot_do(one_stage_folders, astronaut,
+                                                                                      tmp_path, capsys):
     import json
 
     from faceocc import cli
@@ -188,9 +188,63 @@ def test_faceocc_predict_and_score_run_a_one_stage_model_and_video_says_it_canno
                      str(out)]) == cli.EXIT_OK
     result = json.loads(out.read_text())
     assert result["found"] == 1 and result["finder"]["detector"] == "one-stage"
-    for argv, says in ((["video", "clip.mp4"], "not supported yet"), (["predict", "a.png", "--crops"], "--crops"),
+    for argv, says in ((["predict", "a.png", "--crops"], "--crops"),
                        (["predict", "a.png", "--model", str(tmp_path)], f"no one-stage model at {tmp_path}"),
                        (["predict", "a.png", "--task", "occlusion4"], "not one for --task occlusion4")):
-        model = [] if "--model" in argv or argv[0] == "video" else ["--model", folder]
+        model = [] if "--model" in argv else ["--model", folder]
         assert cli.main([*argv, "--detector", "one-stage", *model]) == cli.EXIT_REFUSED
         assert says in capsys.readouterr().err
+
+
+def test_faceocc_video_runs_a_one_stage_model_on_every_frame_and_keeps_the_face_on_one_track(one_stage_folders,
+                                                                                             astronaut, tmp_path,
+                                                                                             capsys):
+    import json
+
+    import cv2
+
+    from faceocc import cli
+
+    clip, size = tmp_path / "walk.mp4", (480, 360)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    face = cv2.resize(astronaut, (220, 220))
+    for i in range(8):  # the face slides right, 20 px a frame
+        frame = np.full((size[1], size[0], 3), 90, np.uint8)
+        frame[70:290, 20 + 20 * i: 240 + 20 * i] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out, lines = tmp_path / "annotated.mp4", tmp_path / "frames.jsonl"
+    assert cli.main(["video", str(clip), "--detector", "one-stage", "--model", str(one_stage_folders[1]),
+                     "--out", str(out), "--jsonl", str(lines), "--detect-every", "4"]) == cli.EXIT_OK
+    frames = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert [f["frame"] for f in frames] == list(range(8))
+    assert all(len(f["faces"]) == 1 for f in frames)  # found on every frame, not every 4th
+    assert {f["faces"][0]["track"] for f in frames} == {0}
+    lefts = [f["faces"][0]["box"][0] for f in frames]
+    assert all(b > a for a, b in zip(lefts, lefts[1:]))  # each frame's own box, not one carried forward
+    assert all(f["faces"][0]["label"] in CLASSES for f in frames)
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1].split("faceocc video: ", 1)[1])
+    assert summary["frames"] == 8 and summary["faces"] == 8 and summary["output"] == str(out)
+    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 8
+
+
+def test_the_video_benchmark_times_the_one_stage_model_in_the_same_loop_as_the_two_stage_one(one_stage_folders,
+                                                                                            tmp_path):
+    from conftest import write_untrained_model
+
+    from faceocc.classifier import Classifier
+    from faceocc.inference import FacePredictor
+    from faceocc.one_stage_model import OneStagePredictor
+    from faceocc.video_benchmark import VideoBenchmarkParams, benchmark
+
+    model = write_untrained_model(tmp_path, ("face", "masked", "sunglasses", "mask_sunglasses"))
+    params = VideoBenchmarkParams(frames=6, width=480, height=360, faces=("face",), face_px=200, detect_every=(3,),
+                                  threads=1)
+    figures, picture = benchmark(params, FacePredictor(Classifier.load(model), threads=1),
+                                 OneStagePredictor(one_stage_folders[1], threads=1))
+    assert [(r["detect_every"], r["frames"]) for r in figures["runs"]] == [(3, 6)]
+    one_stage = figures["one_stage"]
+    assert one_stage["frames"] == 6 and one_stage["side"] == 320
+    assert one_stage["frames_with_all_faces"] == 6 and one_stage["fps"] > 0
+    assert set(one_stage["per_class"]) <= set(CLASSES)
+    assert picture is not None and picture.shape == (360, 480, 3)

@@ -248,11 +248,13 @@ def pictures(oof: list[dict], predicted: np.ndarray, classes: tuple[str, ...], c
             "misses.png": encode_png(np.vstack(bands)) if bands else None}
 
 
-def per_source(fold_sources: list[str], labels: np.ndarray, predicted: np.ndarray, folds: np.ndarray,
+def per_source(fold_sources: list[str | None], labels: np.ndarray, predicted: np.ndarray, folds: np.ndarray,
                classes: tuple[str, ...]) -> dict:
     """{source: faces, accuracy, support and right per class} of each left-out source's fold."""
     out = {}
     for fold, name in enumerate(fold_sources):
+        if name is None:
+            continue  # a fold --only left out
         here = folds == fold
         y, p = labels[here], predicted[here]
         out[name] = {"faces": int(here.sum()), "accuracy": round(float((y == p).mean()), 4) if here.any() else 0.0,
@@ -272,6 +274,8 @@ def source_table(sources: dict, classes: list[str]) -> list[str]:
 def markdown(record: dict) -> str:
     classes = record["classes"]
     title = ("each source left out in turn" if record.get("by_source") else f"{record['folds']} folds")
+    if record.get("only"):
+        title = f"these sources left out in turn: {', '.join(record['only'])} (no other fold run)"
     lines = [f"# Cross-validation: {record['backbone']}, {title}, over train + val",
              "", f"Settings: {', '.join(record['settings']) or 'the workspace params as they are'}.",
              f"Scored faces: {record['scored']} ({', '.join(f'{c} {n}' for c, n in record['support'].items())}).", ""]
@@ -310,9 +314,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-source-faces", type=int, default=10,
                         help="with --by-source: a source with fewer train/val faces is not left out (a fold is a "
                              "whole training)")
+    parser.add_argument("--only", nargs="+", default=[], metavar="SOURCE",
+                        help="with --by-source: run only these sources' folds (numbered as in the full run, so each "
+                             "equals the full run's fold: a recipe can be judged on the sources that hold a rare "
+                             "class, at a fraction of the cost)")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         help="change a param for this run, e.g. balance.target=800 (repeatable)")
     args = parser.parse_args(argv)
+    if args.only and not args.by_source:
+        parser.error("--only names sources: it needs --by-source")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     workspace = args.workspace.resolve()
     try:
@@ -326,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     run = {"workspace": str(workspace), "backbone": args.backbone, "folds": args.folds, "seed": args.seed,
            **({"by_source": True, "min_class_train": args.min_class_train, "min_source_faces": args.min_source_faces}
               if args.by_source else {}),
+           **({"only": sorted(args.only)} if args.only else {}),
            "settings": args.settings, "params": {s: params.get(s) for s in ("split", *SETTABLE)}}
     if (out / "run.json").is_file() and json.loads((out / "run.json").read_text()) != run:
         raise SystemExit(f"{out}: holds a run with other settings or workspace params (run.json); give another "
@@ -356,11 +367,17 @@ def main(argv: list[str] | None = None) -> None:
             args.min_source_faces)
         if not fold_sources:
             raise SystemExit("no source can be left out: " + "; ".join(f"{k}: {v}" for k, v in not_left_out.items()))
+        unknown = sorted(set(args.only) - set(fold_sources))
+        if unknown:
+            raise SystemExit(f"--only {' '.join(unknown)}: not a source that is left out (those are "
+                             f"{', '.join(fold_sources)})")
         folds = np.full(len(pool), -1)
         folds[measured] = by_source
     index = {c: i for i, c in enumerate(classes)}
     oof = []
     for fold in range(len(fold_sources) if args.by_source else args.folds):
+        if args.only and fold_sources[fold] not in args.only:
+            continue
         names = (source_fold_splits(folds.tolist(), inner.tolist(), fold, args.folds) if args.by_source
                  else fold_splits(folds.tolist(), fold, args.folds))
         fold_rows = [{**r, "split": s} for r, s in zip(pool, names)]
@@ -391,8 +408,11 @@ def main(argv: list[str] | None = None) -> None:
               "train_only_items": int((folds == -1).sum()), "results": results,
               "log_bias": [round(float(b), 2) for b in log_bias]}
     if args.by_source:
-        record.update(by_source=True, folds=len(fold_sources), not_left_out=not_left_out,
-                      sources=per_source(fold_sources, labels, predictions["argmax"], fold_of, classes))
+        run_sources = [s if not args.only or s in args.only else None for s in fold_sources]
+        record.update(by_source=True, folds=len(set(fold_of.tolist())), not_left_out=not_left_out,
+                      sources=per_source(run_sources, labels, predictions["argmax"], fold_of, classes))
+        if args.only:
+            record["only"] = sorted(args.only)
     oof_columns = ["crop_id", "label", "fold", "file"] + [f"p_{c}" for c in classes] + [f"pm_{c}" for c in classes]
     write_rows(out / "oof.csv", oof, oof_columns)
     write_json(out / "crossval.json", record)
