@@ -248,3 +248,53 @@ def test_the_video_benchmark_times_the_one_stage_model_in_the_same_loop_as_the_t
     assert one_stage["frames_with_all_faces"] == 6 and one_stage["fps"] > 0
     assert set(one_stage["per_class"]) <= set(CLASSES)
     assert picture is not None and picture.shape == (360, 480, 3)
+
+
+def _detect_outputs(workspace, int8_folder):
+    """A workspace as the detect_* stages leave it: the INT8 model, detect_train's record, detect_evaluate's."""
+    import json
+    import shutil
+
+    shutil.copytree(int8_folder, workspace / "models" / "one_stage" / "int8")
+    (workspace / "reports" / "detect" / "eval").mkdir(parents=True)
+    (workspace / "reports" / "detect" / "train.json").write_text(json.dumps(
+        {"best_epoch": 9, "epochs": [{"epoch": e} for e in range(1, 11)], "train_views": 1512,
+         "val_accuracy": 0.81, "val_macro_f1": 0.6904, "val_photos": 161}))
+    per_class = {c: {"faces": n, "found": n - 1, "right": n - 2} for c, n in zip(CLASSES, (200, 120, 33))}
+    figures = {"photos": 146, "faces": 353, "detections": 400, "map50": 0.4431, "map50_95": 0.1821,
+               "map50_by_size": {"large": 0.6},
+               "found_right": {"faces": 353, "found": 350, "right": 347, "iou": 0.5, "per_class": per_class},
+               "per_class": {c: {"ap50": 0.5, "ap50_95": 0.2, "faces": n} for c, n in zip(CLASSES, (200, 120, 33))}}
+    (workspace / "reports" / "detect" / "eval" / "record.json").write_text(json.dumps(
+        {"task": "mask_wearing", "side": 320, "threshold": 0.5, "min_score": 0.1, "threads": 1,
+         "size_mb": {"fp32": 13.6, "int8": 3.9}, "splits": {"test": {"fp32": figures, "int8": figures}},
+         "int8_against_fp32": {"test": {"faces": 350, "found": 349, "same_label": 340}}}))
+    (workspace / "reports" / "detect" / "eval" / "report.md").write_text("# One-stage detector (mask_wearing)\n")
+
+
+def test_a_release_writes_the_one_stage_model_that_faceocc_loads_with_its_figures(one_stage_folders, astronaut,
+                                                                                   tmp_path):
+    import json
+
+    from faceocc.one_stage_model import OneStagePredictor
+    from tools.one_stage_release import one_stage_record, write_one_stage_release
+
+    workspace, out = tmp_path / "ws", tmp_path / "models" / "release_one_stage_mask_wearing"
+    with pytest.raises(FileNotFoundError, match="no one-stage model made there .*one_stage.json"):
+        one_stage_record(workspace, {})
+    _detect_outputs(workspace, one_stage_folders[1])
+    record = one_stage_record(workspace, {"faceocc_version": "0.1.0", "date": "2026-12-03", "commit": "abc123"})
+    write_one_stage_release(workspace, record, out, "models/release_mask_wearing")
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model.onnx", "one_stage.json", "release.json",
+                                                     "report.md"]
+    predictor = OneStagePredictor(out, task="mask_wearing", threads=1)
+    assert predictor.predict_image(astronaut, "a.png")[0]["label"] in CLASSES
+    assert json.loads((out / "release.json").read_text())["training"] == {
+        "best_epoch": 9, "val_macro_f1": 0.6904, "val_accuracy": 0.81, "val_photos": 161, "train_views": 1512,
+        "epochs_run": 10}
+    readme = (out / "README.md").read_text()
+    assert "`faceocc predict --task mask_wearing --detector one-stage PHOTO...`" in readme
+    assert "| test | 146 | 353 | 0.443 | 0.182 | 350 / 347 |" in readme
+    assert "| mask_weared_incorrect | 0.500 | 32 / 31 of 33 |" in readme
+    assert "the best val epoch, 9 of 10, at val macro-F1 0.690 over 161 val photos" in readme
+    assert "of FP32's 350 faces INT8 finds 349, 340 with the same label" in readme

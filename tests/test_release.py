@@ -81,11 +81,12 @@ def test_release_params_point_the_scrape_at_the_folders_and_hold_the_source_out(
     assert out["scrape"]["folder"]["roots"] == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert params["scrape"]["source"] == "demo" and params["split"]["out_of_domain"] == []  # not changed in place
     # curation keeps every face the finder reports on real photos; the occlusion4 release trains the attribute
-    # head; nothing else changes
+    # head; the one-stage detector sees real photos at 512 px for 10 epochs; nothing else changes
     assert out["curate"]["quality"] == {**params["curate"]["quality"], "min_probability": 0.7}
     assert out["train"]["common"] == {**params["train"]["common"], "head": "attributes"}
-    assert {k: v for k, v in out.items() if k not in ("scrape", "split", "curate", "train")} == \
-        {k: v for k, v in params.items() if k not in ("scrape", "split", "curate", "train")}
+    assert out["detect_train"] == {**params["detect_train"], "side": 512, "epochs": 10}
+    changed = ("scrape", "split", "curate", "train", "detect_train")
+    assert {k: v for k, v in out.items() if k not in changed} == {k: v for k, v in params.items() if k not in changed}
 
 
 def test_the_workspace_copy_rewrites_only_changed_files_and_drops_deleted_modules(tmp_path):

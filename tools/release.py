@@ -13,7 +13,9 @@ of its own (build/release/, git-ignored, DVC-cached, so a second release re-runs
    requirement (size, latency per face, from `report.requirement`), best validation macro-F1, then lower
    latency. Test figures are reported, never chosen by;
 4. write models/release/: the model and its card (what `Classifier.load` reads), release.json (sources and
-   counts, the candidates, per-class test and out-of-domain metrics) and README.md with confusion matrices.
+   counts, the candidates, per-class test and out-of-domain metrics) and README.md with confusion matrices;
+5. `dvc repro detect_evaluate` (the one-stage detector on the same split) and write its INT8 model to
+   models/release_one_stage_<task>/ (tools/one_stage_release.py); `--no-one-stage` skips it.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from faceocc.images import encode_png
 from faceocc.manifest import read_rows
 from faceocc.markdown import table
 from faceocc.metrics import read_evaluation
+from faceocc.one_stage_model import release_folder
 from faceocc.provenance import provenance
 from faceocc.requirement import Requirement, misses
 from faceocc.sheets import confusion_image
 from faceocc.splitting import OUT_OF_DOMAIN, SPLITS
 from faceocc.tasks import OCCLUSION4, TASKS, Task, task_named
 from faceocc.workspace import MANIFEST_CSV, SPLIT_CSV, Workspace
+from tools.one_stage_release import one_stage_record, write_one_stage_release
 
 log = logging.getLogger("release")
 
@@ -659,6 +663,11 @@ def main(argv: list[str] | None = None) -> None:
                              "release (its README gains the table)")
     parser.add_argument("--skip-repro", action="store_true",
                         help="choose and write from the workspace as it is (after an interrupted release)")
+    parser.add_argument("--no-one-stage", action="store_true",
+                        help="do not make the one-stage model (models/release_one_stage_TASK: the detect_* stages, "
+                             "about 15-20 more minutes on 2 cores)")
+    parser.add_argument("--one-stage-out", type=Path,
+                        help="default: the task's one-stage release folder (models/release_one_stage_TASK)")
     parser.add_argument("--rescore-end-to-end", action="store_true",
                         help="only measure the written release's end-to-end figures again (both finders), on the "
                              "workspace's test photos (which must be the release's)")
@@ -713,6 +722,12 @@ def main(argv: list[str] | None = None) -> None:
     log.info("released %s %s to %s: val macro-F1 %.4f, test accuracy %.4f%s", chosen["backbone"], chosen["variant"],
              out, chosen["val_macro_f1"], record["test"]["accuracy"],
              f", out-of-domain accuracy {record['out_of_domain']['accuracy']:.4f}" if record["out_of_domain"] else "")
+    if not args.no_one_stage:
+        if not args.skip_repro:
+            _dvc(workspace, "repro", "detect_evaluate")
+        one_stage_out = args.one_stage_out or release_folder(task.name)
+        write_one_stage_release(workspace, one_stage_record(workspace, record["made"]), one_stage_out, str(out))
+        log.info("released the one-stage model to %s", one_stage_out)
 
 
 if __name__ == "__main__":
