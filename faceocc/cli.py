@@ -35,7 +35,7 @@ from tqdm import tqdm
 from faceocc.classifier import ModelFileError
 from faceocc.detectors import DETECTORS
 from faceocc.devices import DEVICE_NAMES, is_device_name, resolve_device
-from faceocc.inference import load_classifier
+from faceocc.inference import load_classifier, read_photo
 from faceocc.one_stage_model import ONE_STAGE
 from faceocc.provenance import version
 from faceocc.tasks import TASKS, task_of_model
@@ -96,12 +96,6 @@ def _predictor(args, threads: int = 0, task: str | None = None):
     return FacePredictor(classifier, settings, threads=threads, device=device)
 
 
-def _labelled_by(predictor):
-    """What carries a predictor's classes and card: the two-stage path's classifier, or the one-stage
-    predictor itself."""
-    return getattr(predictor, "classifier", predictor)
-
-
 def _masked_classes(card) -> tuple[str, ...]:
     """The model's classes that mean a mask over nose or mouth (its task's), for the pose's `masked_face`."""
     return getattr(task_of_model(card.task, card.classes), "masked_classes", ())
@@ -147,7 +141,7 @@ def predict(args) -> int:
     if args.crops and args.detector == ONE_STAGE:
         raise Refused(f"--crops classifies whole files; --detector {ONE_STAGE} finds the faces: use one or the other")
     predictor = _predictor(args)
-    masked = _masked_classes(_labelled_by(predictor).card)
+    masked = _masked_classes(predictor.card)
     entries = list(list_inputs(args.paths))
     _output_folder(args.annotate)
     out = _open_output(args.jsonl) if args.jsonl else sys.stdout
@@ -155,7 +149,7 @@ def predict(args) -> int:
     try:
         for entry in tqdm(entries, desc="predict", unit="image", disable=len(entries) < 2 or None):
             file = entry.path
-            image, error = (None, entry.problem) if entry.problem else predictor.read(file)
+            image, error = (None, entry.problem) if entry.problem else read_photo(file)
             if image is None:
                 records = [{"path": str(file), "label": None, "reason": error}]
                 errors += 1
@@ -175,7 +169,7 @@ def predict(args) -> int:
             if args.annotate and image is not None:
                 target = _unique((args.annotate / _relative(file, entry.root)).with_suffix(".png"))
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(encode_png(draw_predictions(image, records, _labelled_by(predictor).classes)))
+                target.write_bytes(encode_png(draw_predictions(image, records, predictor.classes)))
             out.flush()
     finally:
         if out is not sys.stdout:
@@ -231,7 +225,7 @@ def sort(args) -> int:
 def _sort_one(entry, predictor, dst: Path, args) -> list[dict]:
     """The decisions for one entry: skipped with the reason, or one row per destination folder."""
     file, root = entry.path, entry.root
-    image, error = (None, entry.problem) if entry.problem else predictor.read(file)
+    image, error = (None, entry.problem) if entry.problem else read_photo(file)
     if image is None:
         print(f"faceocc: {file}: {error}", file=sys.stderr)
         return [{"source": str(file), "faces": 0, "labels": "", "destination": "", "action": "skipped",
@@ -281,7 +275,7 @@ def video(args) -> int:
     from faceocc.video import VideoSettings, frames, run_video
 
     predictor = _predictor(args)
-    masked = _masked_classes(_labelled_by(predictor).card)
+    masked = _masked_classes(predictor.card)
     settings = VideoSettings(detect_every=args.detect_every, detect_max_side=args.detect_max_side)
     several = len(args.inputs) > 1
     names = video_output_names(args.inputs)
@@ -320,7 +314,7 @@ def video(args) -> int:
                         h, w = frame.shape[:2]
                         writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                     if writer.isOpened():  # OpenCV drops frames without a word when it cannot write the file
-                        drawn = draw_predictions(frame, records, _labelled_by(predictor).classes)
+                        drawn = draw_predictions(frame, records, predictor.classes)
                         writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
                 if out is not None:
                     out.write(json.dumps({"video": source, "frame": index, "time_s": round(index / fps, 3),
@@ -413,7 +407,7 @@ def score(args) -> int:
     from faceocc.markdown import table
 
     predictor = _predictor(args, args.threads)
-    classes = _labelled_by(predictor).classes
+    classes = predictor.classes
     photos = []
     for root in args.folders:
         if not root.is_dir():

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from faceocc.end_to_end import Tally
 from faceocc.sources import voc_image
 from faceocc.voc import VocError, parse_voc
 
@@ -158,19 +159,12 @@ def _has_size(photos: Sequence[AnnotatedPhoto], label: str, size: str) -> bool:
 def found_right(photos: Sequence[AnnotatedPhoto], detections: Sequence[Sequence[Detection]], classes: Sequence[str],
                 iou: float = 0.5) -> dict:
     """Per class: the scored faces, those a detection overlaps (IoU >= iou, each detection used once, best overlap
-    first) and those whose detection carries their class; `faceocc score`'s found x right for any system."""
-    from faceocc.voc import matched_pairs
-
-    counts = {c: {"faces": 0, "found": 0, "right": 0} for c in classes}
+    first) and those whose detection carries their class; `faceocc score`'s found x right (its Tally) for any
+    system."""
+    tally = Tally(tuple(classes))
     for photo, dets in zip(photos, detections):
-        pairs = dict(matched_pairs(np.array(photo.boxes, float).reshape(-1, 4),
-                                   np.array([d.box for d in dets], float).reshape(-1, 4), iou))
-        for t, label in enumerate(photo.labels):
-            if label not in counts:
-                continue
-            counts[label]["faces"] += 1
-            if t in pairs:
-                counts[label]["found"] += 1
-                counts[label]["right"] += dets[pairs[t]].label == label
-    total = {k: sum(v[k] for v in counts.values()) for k in ("faces", "found", "right")}
-    return {**total, "iou": iou, "per_class": {c: v for c, v in counts.items() if v["faces"]}}
+        tally.add_matched(photo.boxes, photo.labels, [d.box for d in dets], [d.label for d in dets], iou)
+    counted = tally.result(len(photos), iou)
+    return {**{k: counted[k] for k in ("faces", "found", "right")}, "iou": iou,
+            "per_class": {c: {k: v[k] for k in ("faces", "found", "right")}
+                          for c, v in counted["per_class"].items() if v["faces"]}}

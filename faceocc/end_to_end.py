@@ -37,8 +37,9 @@ def annotated_test_faces(split_rows: Iterable[dict], raw_rows: Iterable[dict], s
     return {xml: sorted(ks) for xml, ks in sorted(faces.items())}
 
 
-class _Tally:
-    """Per class: faces, found, right (found and labelled as annotated); a confusion matrix of the found."""
+class Tally:
+    """Per class: faces, found, right (found and labelled as annotated); a confusion matrix of the found. What
+    `faceocc score` counts, and the found x right of either path on annotated photos (faceocc/detection_map.py)."""
 
     def __init__(self, classes: tuple[str, ...]):
         self.classes = classes
@@ -56,6 +57,14 @@ class _Tally:
             self.counts[label]["right"] += predicted == label
             self.confusion[self.classes.index(label), self.classes.index(predicted)] += 1
 
+    def add_matched(self, boxes, labels, found_boxes, found_labels, iou: float) -> None:
+        """One photo's annotated faces (`boxes`, `labels`) against what was found there: each face is found by the
+        detection it overlaps best (IoU >= iou, each detection used once) and takes that detection's label."""
+        pairs = dict(matched_pairs(np.array(boxes, float).reshape(-1, 4), np.array(found_boxes, float).reshape(-1, 4),
+                                   iou))
+        for t, label in enumerate(labels):
+            self.add(label, found_labels[pairs[t]] if t in pairs else None)
+
     def result(self, photos: int, iou: float) -> dict:
         per_class = {c: {**v, "found_share": _share(v["found"], v["faces"]), "recall": _share(v["right"], v["faces"]),
                          "recall_of_found": _share(v["right"], v["found"])} for c, v in self.counts.items()}
@@ -72,7 +81,7 @@ def score_photos(faces: dict, predict: Callable[[np.ndarray, str], list[dict]], 
                  classes: tuple[str, ...], iou: float = 0.5, progress=None) -> dict:
     """Run `predict` (image, path) -> records on each photo and match its records' boxes to the listed
     annotated faces. Per class: faces, found (IoU >= iou), right (found and labelled as annotated)."""
-    tally = _Tally(classes)
+    tally = Tally(classes)
     for xml, indices in faces.items():
         try:
             ann = parse_voc(xml)
@@ -85,10 +94,8 @@ def score_photos(faces: dict, predict: Callable[[np.ndarray, str], list[dict]], 
             continue
         truth = [ann.objects[k] for k in indices if k < len(ann.objects)]
         records = [r for r in predict(image, str(image_path)) if r.get("label") is not None]
-        pairs = dict(matched_pairs(np.array([o.box for o in truth]).reshape(-1, 4),
-                                   np.array([r["box"] for r in records], float).reshape(-1, 4), iou))
-        for t, obj in enumerate(truth):
-            tally.add(label_of(obj.name), records[pairs[t]]["label"] if t in pairs else None)
+        tally.add_matched([o.box for o in truth], [label_of(o.name) for o in truth], [r["box"] for r in records],
+                          [r["label"] for r in records], iou)
         if progress is not None:
             progress.update(1)
     return tally.result(len(faces), iou)
@@ -134,7 +141,7 @@ def score_labelled_photos(photos: Iterable[LabelledPhoto], predict: Callable[[np
     """Run `predict` on each photo; its face is found when a detection overlaps its box (IoU >= iou), or, for a
     photo without a box, when any face is found, the largest standing for the photo. Per class: photos (as
     faces), found, right; the same record as `score_photos`."""
-    tally, count = _Tally(classes), 0
+    tally, count = Tally(classes), 0
     for photo in photos:
         count += 1
         try:

@@ -63,6 +63,15 @@ def load_classifier(model: str | Path | None = None, task: str | None = None, de
     return classifier
 
 
+def read_photo(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """(upright RGB image, None), or (None, the reason in one line): empty, truncated, not an image, a bomb,
+    unreadable. What either path's predictor reads a photo with."""
+    try:
+        return load_rgb(path), None
+    except ImageDecodeError as err:
+        return None, str(err)
+
+
 class FacePredictor:
     """Finder + classifier, loaded once; `predict_image` is safe to call on any file.
 
@@ -108,11 +117,18 @@ class FacePredictor:
             return [{"path": str(path), "label": None, "reason": error}]
         return self.predict_image(image, str(path), crops)
 
-    def read(self, path: Path) -> tuple[np.ndarray | None, str | None]:
-        try:
-            return load_rgb(path), None
-        except ImageDecodeError as err:  # empty, truncated, not an image, a bomb, unreadable: the reason in one line
-            return None, str(err)
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.classifier.classes
+
+    @property
+    def card(self):
+        """The classifier's model card: its task and classes, what the CLI and the server report."""
+        return self.classifier.card
+
+    @staticmethod
+    def read(path: Path) -> tuple[np.ndarray | None, str | None]:
+        return read_photo(path)
 
     def faces(self, image: np.ndarray) -> tuple[list[Face], str]:
         """Faces worth classifying, largest first, or ([], why not: no_face, too_small, detect_error: ...)."""

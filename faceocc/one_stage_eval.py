@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -16,6 +15,7 @@ from faceocc.annotate import draw_predictions
 from faceocc.detection_map import AnnotatedPhoto, coco_map, detections_of, found_right
 from faceocc.images import ImageDecodeError, load_rgb
 from faceocc.markdown import table
+from faceocc.one_stage_data import fit_long_side
 from faceocc.sheets import captioned_grid
 from faceocc.voc import matched_pairs
 
@@ -112,9 +112,8 @@ def examples_image(photos: Sequence[AnnotatedPhoto], records: Sequence[Sequence[
 
 
 def _letterbox(image: np.ndarray, side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = side / max(h, w)
-    scaled = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    """The image fitted into a white `side` x `side` tile, centred."""
+    scaled, _ = fit_long_side(image, side)
     out = np.full((side, side, 3), 255, np.uint8)
     y, x = (side - scaled.shape[0]) // 2, (side - scaled.shape[1]) // 2
     out[y:y + scaled.shape[0], x:x + scaled.shape[1]] = scaled

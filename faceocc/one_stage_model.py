@@ -125,13 +125,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def release_folder(task: str) -> Path:
-    """Where a task's released one-stage model lives (`make release` does not make one yet: docs/one_stage.md)."""
+    """Where a task's released one-stage model lives (`make release` writes it: tools/one_stage_release.py)."""
     return REPO / f"models/release_one_stage_{task}"
 
 
 class OneStagePredictor:
-    """`faceocc predict`'s predictor for a one-stage model: the same `read`, `predict_image`, `classes` and
-    `card` as the two-stage FacePredictor, and `describe()` for the record of a score."""
+    """`faceocc predict`'s predictor for a one-stage model: the same `predict_image`, `classes` and `card` as the
+    two-stage FacePredictor, and `describe()` for the record of a score."""
 
     def __init__(self, folder: str | Path | None = None, task: str | None = None, threads: int = 0,
                  threshold: float | None = None):
@@ -144,14 +144,6 @@ class OneStagePredictor:
         self.classes = self.card.classes
         if task and self.card.task != task:
             raise ValueError(f"{folder} is a {self.card.task} one-stage model, not one for --task {task}")
-
-    def read(self, path: Path) -> tuple[np.ndarray | None, str | None]:
-        from faceocc.images import ImageDecodeError, load_rgb
-
-        try:
-            return load_rgb(path), None
-        except ImageDecodeError as err:
-            return None, str(err)
 
     def predict_image(self, image: np.ndarray, path: str, crops: bool = False) -> list[dict]:
         if crops:

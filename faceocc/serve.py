@@ -102,7 +102,7 @@ class Service:
         start = time.perf_counter()
         records = predictor.predict_image(image, name)
         if pose:
-            card = predictor.classifier.card
+            card = predictor.card
             masked = getattr(task_of_model(card.task, card.classes), "masked_classes", ())
             records = add_pose(records, (image.shape[1], image.shape[0]), self.settings.attention_yaw,
                                self.settings.attention_pitch, masked_labels=masked)
@@ -112,7 +112,7 @@ class Service:
     def annotate(self, image: np.ndarray, task: str | None, pose: bool, fmt: str) -> bytes:
         result = self.predict(image, task, pose)
         _, predictor = self.predictor(task)
-        drawn = draw_predictions(image, result["faces"], predictor.classifier.classes)
+        drawn = draw_predictions(image, result["faces"], predictor.classes)
         return encode_png(drawn) if fmt == "png" else encode_jpeg(drawn)
 
     def models(self) -> list[dict]:
@@ -123,7 +123,7 @@ class Service:
 
 
 def model_name(predictor) -> str:
-    card = predictor.classifier.card
+    card = predictor.card
     return f"{card.backbone} {card.variant}"
 
 
@@ -132,7 +132,7 @@ def model_record(task: str, predictor, folder: Path | None = None) -> dict:
     a release) against the source document's requirement, and the colours the page draws its classes in."""
     import json
 
-    card = predictor.classifier.card
+    card = predictor.card
     release = {}
     if folder is not None and (folder / "release.json").is_file():
         release = json.loads((folder / "release.json").read_text())
