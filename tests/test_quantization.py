@@ -4,6 +4,7 @@ with a message naming them."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -70,6 +71,13 @@ def photos() -> list[np.ndarray]:
 # weights, wrong scales) misses far more than near-ties.
 INT8_MIN_AGREEMENT = 0.75
 INT8_MIN_AGREEMENT_CONFIDENT = 0.85   # on the crops FP32 gives >= 50 % (24 of 32 here)
+# A CPU without VNNI multiplies u8 x s8 with AVX2's VPMADDUBSW, whose 16-bit sums saturate: on such an AMD EPYC
+# (2026-12-03) FX's onednn engine (8-bit activations) agreed on 5 of 32 crops, its x86 engine (7-bit, reduce_range,
+# made for these CPUs) on 23 of 32 (20 of 24 confident) and ONNX Runtime's INT8 on 22 of 32 (18 of 24). There the
+# test runs FX on x86 and holds both to lower bounds that a broken quantization still misses by far.
+HAS_VNNI = any(flag in open("/proc/cpuinfo").read().split() for flag in ("avx512_vnni", "avx_vnni")) \
+    if Path("/proc/cpuinfo").is_file() else True
+NO_VNNI_MIN_AGREEMENT, NO_VNNI_MIN_AGREEMENT_CONFIDENT = 0.65, 0.70
 
 
 def test_int8_variants_agree_with_fp32_on_photos(photos, tmp_path):
@@ -81,7 +89,8 @@ def test_int8_variants_agree_with_fp32_on_photos(photos, tmp_path):
     batch = preprocess(photos, 160, IMAGENET_MEAN, IMAGENET_STD)
     with torch.inference_mode():
         logits = model.eval()(batch)
-        fx = fx_quant.frozen(fx_quant.quantize(model, batch, "onednn", True), 160)(batch).argmax(1).numpy()
+        engine = "onednn" if HAS_VNNI else "x86"
+        fx = fx_quant.frozen(fx_quant.quantize(model, batch, engine, True), 160)(batch).argmax(1).numpy()
     fp32, confident = logits.argmax(1).numpy(), logits.softmax(1).max(1).values.numpy() >= 0.5
     onnx_models.export(model, 160, tmp_path / "fp32.onnx")
     onnx_models.quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", batch.numpy(), work_dir=tmp_path)
@@ -89,8 +98,10 @@ def test_int8_variants_agree_with_fp32_on_photos(photos, tmp_path):
     assert confident.sum() >= 16
     for name, int8 in (("fx", fx), ("onnx", onnx)):
         agree = int8 == fp32
-        assert agree.mean() >= INT8_MIN_AGREEMENT, (name, agree.mean())
-        assert agree[confident].mean() >= INT8_MIN_AGREEMENT_CONFIDENT, (name, agree[confident].mean())
+        overall, sure = ((INT8_MIN_AGREEMENT, INT8_MIN_AGREEMENT_CONFIDENT) if HAS_VNNI
+                         else (NO_VNNI_MIN_AGREEMENT, NO_VNNI_MIN_AGREEMENT_CONFIDENT))
+        assert agree.mean() >= overall, (name, agree.mean())
+        assert agree[confident].mean() >= sure, (name, agree[confident].mean())
 
 
 def _model_dir(path, backbone="mobilenet_v2", **card_fields):

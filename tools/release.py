@@ -726,7 +726,12 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_repro:
             _dvc(workspace, "repro", "detect_evaluate")
         one_stage_out = args.one_stage_out or release_folder(task.name)
-        write_one_stage_release(workspace, one_stage_record(workspace, record["made"]), one_stage_out, str(out))
+        try:
+            one_stage = one_stage_record(workspace, record["made"])
+        except FileNotFoundError as err:  # --skip-repro on a workspace whose detect stages never ran
+            log.warning("one-stage model not written: %s", err)
+            return
+        write_one_stage_release(workspace, one_stage, one_stage_out, str(out))
         log.info("released the one-stage model to %s", one_stage_out)
 
 
