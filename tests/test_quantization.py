@@ -75,8 +75,8 @@ INT8_MIN_AGREEMENT_CONFIDENT = 0.85   # on the crops FP32 gives >= 50 % (24 of 3
 # (2026-12-03) FX's onednn engine (8-bit activations) agreed on 5 of 32 crops, its x86 engine (7-bit, reduce_range,
 # made for these CPUs) on 23 of 32 (20 of 24 confident) and ONNX Runtime's INT8 on 22 of 32 (18 of 24). There the
 # test runs FX on x86 and holds both to lower bounds that a broken quantization still misses by far.
-HAS_VNNI = any(flag in open("/proc/cpuinfo").read().split() for flag in ("avx512_vnni", "avx_vnni")) \
-    if Path("/proc/cpuinfo").is_file() else True
+CPU_FLAGS = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").is_file() else None
+HAS_VNNI = CPU_FLAGS is None or bool(CPU_FLAGS & {"avx512_vnni", "avx_vnni"})
 NO_VNNI_MIN_AGREEMENT, NO_VNNI_MIN_AGREEMENT_CONFIDENT = 0.65, 0.70
 
 

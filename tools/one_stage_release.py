@@ -62,10 +62,10 @@ def markdown(record: dict, two_stage_folder: str) -> str:
     lines += table(("split", "photos", "faces", "mAP50", "mAP50-95", "found / right"), rows) + [""]
     test = evaluation["splits"].get("test", {}).get(RELEASED)
     if test:
+        counted = {c: {"faces": 0, "found": 0, "right": 0, **test["found_right"]["per_class"].get(c, {})}
+                   for c in classes}
         per_class = [(c, f"{test['per_class'][c]['ap50']:.3f}",
-                      f"{test['found_right']['per_class'].get(c, {}).get('found', 0)} / "
-                      f"{test['found_right']['per_class'].get(c, {}).get('right', 0)} of "
-                      f"{test['found_right']['per_class'].get(c, {}).get('faces', 0)}")
+                      "{found} / {right} of {faces}".format(**counted[c]))
                      for c in classes if c in test["per_class"]]
         lines += ["Per class on the test photos:", ""] + table(("class", "AP50", "found / right"), per_class) + [""]
     for split, agreement in evaluation.get("int8_against_fp32", {}).items():
