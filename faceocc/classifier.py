@@ -6,6 +6,7 @@ the figures in reports/ describe exactly what a user runs.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from faceocc import backbones
+from faceocc import backbones, int8_cpu
 from faceocc.images import mirrored
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"  # no pickle: loading a model file never runs code
+
+log = logging.getLogger("faceocc.classifier")
 
 
 class ModelFileError(ValueError):
@@ -182,6 +185,9 @@ class Classifier(ClassifierBase):
 
         model_dir = Path(model_dir)
         card = ModelCard.read(model_dir)
+        risk = int8_cpu.saturation_risk(card.variant, card.variant_info)
+        if risk:
+            log.warning("%s: %s", model_dir, risk)
         if (model_dir / ONNX_FILE).exists():
             return OnnxClassifier(model_dir)
         try:

@@ -9,12 +9,14 @@ heatmap, boxes and landmarks and the class map; faces are decoded as CenterFace'
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from faceocc import int8_cpu
 from faceocc.detectors.centerface import CenterFaceDetector
 from faceocc.faces import Face
 from faceocc.one_stage import CLASS_OUTPUT, BRANCH_PREFIX, DETECTION_OUTPUTS, INPUT, classes_at
@@ -22,6 +24,8 @@ from faceocc.one_stage_data import network_input
 
 GRAPH_FILE = "model.onnx"
 CARD_FILE = "one_stage.json"
+
+log = logging.getLogger("faceocc.one_stage")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class OneStageDetector:
 
         self.folder = Path(folder)
         self.card = OneStageCard.read(self.folder)
+        risk = int8_cpu.saturation_risk("onnx_int8" if self.card.variant == "int8" else None, self.card.info)
+        if risk:
+            log.warning("%s: %s", self.folder, risk)
         self.threshold = self.card.threshold if threshold is None else threshold
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -95,9 +102,10 @@ class OneStageDetector:
 
 
 def quantize(fp32_folder: Path, out_folder: Path, calibration: Sequence[np.ndarray], *, per_channel: bool,
-             activations: str) -> None:
+             activations: str, reduce_range: bool = True) -> None:
     """ONNX Runtime static INT8 (QDQ, calibrated on `calibration`: network inputs (3, H, W)) of the whole
-    one-stage graph, CenterFace and the class branch alike, written with its card beside it."""
+    one-stage graph, CenterFace and the class branch alike, written with its card beside it. `reduce_range`
+    (7-bit weights) keeps it exact on CPUs without VNNI (faceocc/int8_cpu.py)."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
                                           quantize_static)
 
@@ -111,12 +119,12 @@ def quantize(fp32_folder: Path, out_folder: Path, calibration: Sequence[np.ndarr
     prepared = out_folder / "prepared.onnx"
     quant_pre_process(str(fp32_folder / GRAPH_FILE), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(out_folder / GRAPH_FILE), Inputs(), quant_format=QuantFormat.QDQ,
-                    per_channel=per_channel, activation_type=getattr(QuantType, activations),
-                    weight_type=QuantType.QInt8)
+                    per_channel=per_channel, reduce_range=reduce_range,
+                    activation_type=getattr(QuantType, activations), weight_type=QuantType.QInt8)
     prepared.unlink()
     card = OneStageCard.read(fp32_folder)
     info = {"quantized_from": str(fp32_folder), "calibration_photos": len(calibration), "per_channel": per_channel,
-            "activations": activations}
+            "activations": activations, "reduce_range": reduce_range}
     OneStageCard(**{**asdict(card), "variant": "int8", "info": info}).write(out_folder)
 
 

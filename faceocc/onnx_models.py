@@ -55,17 +55,19 @@ class _Calibration(CalibrationDataReader):
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, *, mode: str = "static",
-                  method: str = "MinMax", activations: str = "QUInt8", per_channel: bool = True,
-                  work_dir: str | Path | None = None) -> None:
-    """Static QDQ INT8 (calibrated on `calibration`, NCHW float32) or dynamic INT8 weights."""
+                  method: str = "MinMax", activations: str = "QUInt8", weights: str = "QInt8",
+                  per_channel: bool = True, reduce_range: bool = True, work_dir: str | Path | None = None) -> None:
+    """Static QDQ INT8 (calibrated on `calibration`, NCHW float32) or dynamic INT8 weights. `reduce_range` keeps
+    weights to 7 bits, so that u8 x s8 pair sums fit AVX2's 16-bit VPMADDUBSW on CPUs without VNNI."""
     if mode == "dynamic":
-        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(str(fp32_path), str(out_path), weight_type=getattr(QuantType, weights),
+                         per_channel=per_channel, reduce_range=reduce_range)
         return
     prepared = Path(work_dir or Path(out_path).parent) / "preprocessed.onnx"
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(out_path), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=per_channel, activation_type=getattr(QuantType, activations),
-                    weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, method))
+                    per_channel=per_channel, reduce_range=reduce_range, activation_type=getattr(QuantType, activations),
+                    weight_type=getattr(QuantType, weights), calibrate_method=getattr(CalibrationMethod, method))
     prepared.unlink(missing_ok=True)
 
 

@@ -19,11 +19,13 @@ def markdown(f: dict, p: QuantizationAblationParams) -> str:
     b = p.baseline
     lines = [
         "# INT8 quantization: accuracy, speed, and why", "",
-        f"CPU: {f['cpu']}. Latency: batch 1, one thread unless stated, medians of {p.latency_runs} runs taken in "
+        f"CPU: {f['cpu']} ({'with' if f.get('cpu_has_vnni', True) else 'without'} VNNI; faceocc/int8_cpu.py says "
+        f"why it matters). Latency: batch 1, one thread unless stated, medians of {p.latency_runs} runs taken in "
         f"{p.rounds} interleaved rounds, each INT8 model timed in the same process as the FP32 model it came from, "
         "so the **ratios** are the figures to trust; milliseconds move 10-30 % between runs on this machine.",
         f"Trials change one thing from the baseline (weights {'per-channel' if b.per_channel else 'per-tensor'}, "
-        f"{b.activations} activations, {b.method} calibration, FX engine {b.engine}) and are scored on the "
+        f"{b.activations} activations, {'7' if b.reduce_range else '8'}-bit weights, {b.method} calibration, FX "
+        f"engine {f.get('fx_engine', b.engine)}) and are scored on the "
         f"**{p.split}** split; the test split is only quoted from evaluate's figures.", "",
         "## Targets (deployed models)", "",
         f"Test-split accuracy change against FP32 (target: at most {p.targets.max_accuracy_drop_pt:g} point lost) "
@@ -97,6 +99,11 @@ def explanations(f: dict) -> list[str]:
         if base and signed:
             parts.append(f"{signed['activations']} activations run at {signed['latency_ratio']:.2f}x FP32 against "
                          f"{base['latency_ratio']:.2f}x for {base['activations']};")
+        width = next((r for k, r in onnx.items() if k.endswith("-bit weights")), None)
+        if base and width:
+            parts.append(f"{'8' if base.get('reduce_range') else '7'}-bit weights agree with FP32 on "
+                         f"{_pct(width.get('agreement'))} of crops against {_pct(base.get('agreement'))} for the "
+                         f"baseline's {'7' if base.get('reduce_range') else '8'} bits;")
         dynamic = onnx.get("dynamic (weights only)")
         if dynamic:
             parts.append(f"dynamic quantization (convolutions as ConvInteger, activations quantized on the fly) runs at "

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from faceocc import fx_quant, onnx_models
+from faceocc import fx_quant, int8_cpu, onnx_models
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD
 from faceocc.benchmark import interleaved_latency
 from faceocc.calibration import calibration_ids, split_batch
@@ -37,7 +37,8 @@ class Baseline:
     per_channel: bool = True
     activations: Literal["QUInt8", "QInt8"] = "QUInt8"
     method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"
-    engine: Literal["onednn", "x86", "qnnpack"] = "onednn"
+    reduce_range: bool = True
+    engine: Literal["auto", "onednn", "x86", "qnnpack"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class QuantizationAblationParams:
     baseline: Baseline = field(default_factory=Baseline)
     calibration_sizes: tuple[int, ...] = (1, 10, 50, 200)     # the largest is the baseline's
     methods: tuple[str, ...] = ("Entropy", "Percentile")      # ONNX calibration methods besides the baseline's
-    engines: tuple[str, ...] = ("x86", "qnnpack")             # FX engines besides the baseline's
+    engines: tuple[str, ...] = ("onednn", "x86", "qnnpack")   # FX engines besides the baseline's
     threads: tuple[int, ...] = (1, 2)
     architectures: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
     targets: Targets = field(default_factory=Targets)
@@ -188,25 +189,29 @@ def architecture_trial(name: str, num_classes: int, input_size: int, calibration
 def onnx_trials(p: QuantizationAblationParams, sizes: list[int], largest: int) -> list[tuple[str, dict]]:
     """(name, quantize_int8 settings + calibration size `n`) for each ONNX trial: one change from the baseline."""
     b = p.baseline
-    base = {"per_channel": b.per_channel, "activations": b.activations, "method": b.method}
+    base = {"per_channel": b.per_channel, "activations": b.activations, "method": b.method,
+            "reduce_range": b.reduce_range}
     other_acts = "QInt8" if b.activations == "QUInt8" else "QUInt8"
     trials = [("baseline", base),
               ("per-tensor weights", {**base, "per_channel": not b.per_channel}),
               (f"{other_acts} activations", {**base, "activations": other_acts}),
-              ("ORT defaults (per-tensor, QInt8)", {**base, "per_channel": False, "activations": "QInt8"})]
+              (f"{'8' if b.reduce_range else '7'}-bit weights", {**base, "reduce_range": not b.reduce_range}),
+              ("ORT defaults (per-tensor, QInt8, 8-bit weights)",
+               {**base, "per_channel": False, "activations": "QInt8", "reduce_range": False})]
     trials += [(f"{m} calibration", {**base, "method": m}) for m in p.methods]
-    trials += [("dynamic (weights only)", {"mode": "dynamic", "per_channel": b.per_channel})]
+    trials += [("dynamic (weights only)", {"mode": "dynamic", "per_channel": b.per_channel,
+                                           "reduce_range": b.reduce_range})]
     trials = [(name, {**settings, "n": largest}) for name, settings in trials]
     return trials + [(f"calibration {n}", {**base, "n": n}) for n in sizes if n != largest]
 
 
 def fx_trials(p: QuantizationAblationParams, sizes: list[int], largest: int) -> list[tuple[str, str, bool, int]]:
     """(name, engine, per-channel weights, calibration size) for each FX trial."""
-    b = p.baseline
-    trials = [(f"{b.engine}", b.engine, b.per_channel, largest),
-              (f"{b.engine}, per-tensor weights", b.engine, not b.per_channel, largest)]
-    trials += [(e, e, b.per_channel, largest) for e in p.engines if e != b.engine]
-    return trials + [(f"calibration {n}", b.engine, b.per_channel, n) for n in sizes if n != largest]
+    b, engine = p.baseline, int8_cpu.fx_engine(p.baseline.engine)
+    trials = [(f"{engine}", engine, b.per_channel, largest),
+              (f"{engine}, per-tensor weights", engine, not b.per_channel, largest)]
+    trials += [(e, e, b.per_channel, largest) for e in p.engines if e != engine]
+    return trials + [(f"calibration {n}", engine, b.per_channel, n) for n in sizes if n != largest]
 
 
 def measure_backbone(name: str, p: QuantizationAblationParams, models: dict[str, Path], split: Path,

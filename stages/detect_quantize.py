@@ -27,6 +27,7 @@ class DetectQuantizeParams:
     calibration_photos: int = 32
     per_channel: bool = True
     activations: Literal["QUInt8", "QInt8"] = "QUInt8"
+    reduce_range: bool = True     # 7-bit weights: exact on CPUs without VNNI too (faceocc/int8_cpu.py)
     seed: int = 0
 
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         refuse(f"{args.split}: no train photo to calibrate on")
     with stage_output(args.out) as tmp:
         tmp.mkdir()
-        quantize(args.model, tmp, calibration, per_channel=params.per_channel, activations=params.activations)
+        quantize(args.model, tmp, calibration, per_channel=params.per_channel, activations=params.activations,
+                 reduce_range=params.reduce_range)
     log.info("one-stage INT8 (%s activations) from %d calibration photos", params.activations, len(calibration))
 
 

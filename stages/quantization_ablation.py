@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from faceocc import int8_cpu
 from faceocc import quantization_trials as trials
 from faceocc.atomic import write_metrics, write_text
 from faceocc.benchmark import cpu_name
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         first = ModelCard.read(models["fp32"] / p.backbones[0])
         architectures = trials.measure_architectures(p, first, args.split, args.crops)
     summary = json.loads(args.summary.read_text())
-    figures = {"cpu": cpu_name(), "torch_threads_for_trials": 1, "backbones": backbones,
-               "architectures": architectures, "targets": trials.targets(backbones, summary, p.targets)}
+    figures = {"cpu": cpu_name(), "cpu_has_vnni": not int8_cpu.saturates(),
+               "fx_engine": int8_cpu.fx_engine(p.baseline.engine), "torch_threads_for_trials": 1,
+               "backbones": backbones, "architectures": architectures, "targets": trials.targets(backbones, summary, p.targets)}
     write_metrics(args.out.with_suffix(".json"), trials.keyed_by_name(figures))
     write_text(args.out, markdown(figures, p))
     log.info("wrote %s", args.out)

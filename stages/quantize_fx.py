@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from faceocc import fx_quant
+from faceocc import fx_quant, int8_cpu
 from faceocc.atomic import stage_output
 from faceocc.calibration import calibration_ids, split_batch
 from faceocc.classifier import CARD_FILE, Classifier
@@ -24,7 +24,7 @@ log = logging.getLogger("quantize_fx")
 
 @dataclass(frozen=True)
 class QuantizeFxParams:
-    engine: Literal["onednn", "x86", "qnnpack"] = "onednn"   # reports/quantization.md compares them
+    engine: Literal["auto", "onednn", "x86", "qnnpack"] = "auto"  # auto: onednn with VNNI, else x86 (int8_cpu.py)
     per_channel: bool = True
     calibration_images: int = 200     # real train crops, the same seeded order as quantize_onnx
     seed: int = 0
@@ -46,17 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     card = fp32.card
     chosen = calibration_ids(args.split / SPLIT_CSV, params.calibration_images, params.seed)
     calibration, _ = split_batch(args.split, args.crops, card, ids=chosen)
-    quantized = fx_quant.quantize(fp32.model, torch.from_numpy(calibration), params.engine, params.per_channel)
+    engine = int8_cpu.fx_engine(params.engine)
+    quantized = fx_quant.quantize(fp32.model, torch.from_numpy(calibration), engine, params.per_channel)
     boundaries = fx_quant.dequantize_boundaries(quantized)
 
     with stage_output(args.out) as tmp:
         tmp.mkdir()
         fx_quant.save(quantized, tmp / fx_quant.FX_FILE)
         info = {"quantized_from": str(args.model), "calibration_images": len(chosen),
-                "dequantize_boundaries": boundaries, **dataclasses.asdict(params)}
+                "dequantize_boundaries": boundaries, **dataclasses.asdict(params), "engine": engine,
+                "engine_requested": params.engine}
         (tmp / CARD_FILE).write_text(dataclasses.replace(card, variant="fx_int8", variant_info=info).to_json())
     log.info("%s: FX INT8 (%s engine, %s weights) from %d calibration crops; %d dequantize boundaries: %s",
-             card.backbone, params.engine, "per-channel" if params.per_channel else "per-tensor", len(chosen),
+             card.backbone, engine, "per-channel" if params.per_channel else "per-tensor", len(chosen),
              len(boundaries), ", ".join(boundaries))
 
 

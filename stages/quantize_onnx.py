@@ -26,6 +26,7 @@ class QuantizeOnnxParams:
     method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"   # calibration
     activations: Literal["QUInt8", "QInt8"] = "QUInt8"             # unsigned: the fast path on x86 (NOTES.md)
     per_channel: bool = True
+    reduce_range: bool = True         # 7-bit weights: exact on CPUs without VNNI too (faceocc/int8_cpu.py)
     calibration_images: int = 200     # from the real (original) train crops, in a seeded order
     seed: int = 0
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     with stage_output(args.out) as tmp:
         tmp.mkdir()
         quantize_int8(args.model / ONNX_FILE, tmp / ONNX_FILE, calibration, mode=params.mode, method=params.method,
-                      activations=params.activations, per_channel=params.per_channel, work_dir=tmp)
+                      activations=params.activations, per_channel=params.per_channel,
+                      reduce_range=params.reduce_range, work_dir=tmp)
         info = {"quantized_from": str(args.model), "calibration_images": len(chosen), **dataclasses.asdict(params)}
         (tmp / CARD_FILE).write_text(dataclasses.replace(card, variant="onnx_int8", variant_info=info).to_json())
     log.info("%s: INT8 (%s, %s, %s activations) from %d calibration crops", card.backbone, params.mode,

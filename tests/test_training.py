@@ -17,7 +17,7 @@ from test_data_quality import make_crops, run_stages
 from faceocc.atomic import numbers_only
 from faceocc.benchmark import cpu_name
 from faceocc.finder import FinderSettings
-from faceocc import backbones
+from faceocc import backbones, int8_cpu
 from faceocc.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, build, lukemelas_to_timm
 from faceocc.classifier import Classifier, ModelCard
 from faceocc.manifest import read_rows
@@ -144,7 +144,8 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     assert parity["max_abs_logit_diff"] < 1e-3 and parity["top1_agreement"] == 1.0
     quantize_onnx.main(["--model", f"{r}/onnx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
                         f"{r}/int8", "--params", f"{r}/params.yaml"])
-    assert ModelCard.read(tmp_path / "int8").variant == "onnx_int8"
+    int8_card = ModelCard.read(tmp_path / "int8")
+    assert int8_card.variant == "onnx_int8" and int8_card.variant_info["reduce_range"] is True  # exact on any x86
     int8_size = (tmp_path / "int8" / "model.onnx").stat().st_size
     assert int8_size < 0.4 * (tmp_path / "onnx" / "model.onnx").stat().st_size  # INT8 weights: about a quarter
     evaluate.main(["--model", f"{r}/int8", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
@@ -163,7 +164,9 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     quantize_fx.main(["--model", f"{r}/model_a", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
                       f"{r}/fx", "--params", f"{r}/params.yaml"])
     fx_card = ModelCard.read(tmp_path / "fx")
-    assert fx_card.variant == "fx_int8" and fx_card.variant_info["engine"] == "onednn"
+    # `auto` resolves on the CPU that quantizes, and the card keeps both
+    assert fx_card.variant == "fx_int8" and fx_card.variant_info["engine"] == int8_cpu.fx_engine("auto")
+    assert fx_card.variant_info["engine_requested"] == "auto"
     assert fx_card.variant_info["calibration_images"] == 16
     assert (tmp_path / "fx" / "model_fx_int8.pt").stat().st_size < 0.4 * (tmp_path / "model_a" / "model.safetensors").stat().st_size
     assert Classifier.load(tmp_path / "fx").predict_proba(crops).shape == (3, 4)
@@ -180,7 +183,7 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
                  "--summary", f"{r}/summary.json",
                  "--table", f"{r}/metrics.md", "--params", f"{r}/params.yaml"])
     params["quantization_ablation"] = {"backbones": ["mobilenet_v2"], "calibration_sizes": [1, 16], "methods": [],
-                                       "engines": ["x86"], "threads": [1], "latency_runs": 4, "rounds": 2,
+                                       "engines": ["onednn", "x86"], "threads": [1], "latency_runs": 4, "rounds": 2,
                                        "architectures": ["efficientnet_b0", "efficientnet_lite0"]}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     quantization_ablation.main(["--models", f"{r}/models", "--split", f"{r}/split", "--crops", f"{r}/crop",
@@ -188,10 +191,14 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
                                 "--params", f"{r}/params.yaml"])
     figures = json.loads((tmp_path / "quantization.json").read_text())
     assert set(figures["backbones"]["mobilenet_v2"]["onnx"]) == {
-        "baseline", "per-tensor weights", "QInt8 activations", "ORT defaults (per-tensor, QInt8)",
-        "dynamic (weights only)", "calibration 1"}
+        "baseline", "per-tensor weights", "QInt8 activations", "8-bit weights",
+        "ORT defaults (per-tensor, QInt8, 8-bit weights)", "dynamic (weights only)", "calibration 1"}
+    engine = int8_cpu.fx_engine("auto")  # the baseline's; the other engine is a trial of its own
+    other = "x86" if engine == "onednn" else "onednn"
     assert set(figures["backbones"]["mobilenet_v2"]["fx"]) == {
-        "onednn", "onednn, per-tensor weights", "x86", "calibration 1"}
+        engine, f"{engine}, per-tensor weights", other, "calibration 1"}
+    assert figures["cpu_has_vnni"] == int(not int8_cpu.saturates())  # a metric: 0 / 1
+    assert f"FX engine {engine})" in (tmp_path / "quantization.md").read_text()
     target = figures["targets"]["mobilenet_v2"]
     assert target["onnx_int8"]["latency_ratio"] > 0 and target["fx_int8"]["ratio_target"] == 0.8
     b0, lite0 = figures["architectures"]["efficientnet_b0"], figures["architectures"]["efficientnet_lite0"]
