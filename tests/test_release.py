@@ -8,6 +8,7 @@ import pytest
 import yaml
 from test_data_quality import make_crops, run_stages
 
+from faceocc import int8_cpu
 from tools import release
 from faceocc.manifest import read_rows
 
@@ -208,6 +209,38 @@ def test_the_summary_names_every_int8_variant_more_than_a_point_below_its_fp32_o
     assert "| lite0 | fx_int8 | fp32 | **-4.0** | +0.0 | +0.0 |" in table
     assert "| lite0 | onnx_int8 | onnx_fp32 | -0.5 | +0.0 | -0.5 |" in table
     assert "lite0 fx_int8 (4.0 points on test: 4 of 100 faces, net)" in table
+
+
+def test_quantization_notes_say_the_fx_engines_and_onnx_weights_bits():
+    assert release.quantization_note("fx_int8", {"engine": "x86"}) == "FX, x86 engine, 7-bit activations"
+    assert release.quantization_note("fx_int8", {"engine": "onednn"}) == "FX, onednn engine, 8-bit activations"
+    assert release.quantization_note("onnx_int8", {"activations": "QUInt8", "reduce_range": True}) == \
+        "ONNX Runtime, QUInt8 activations, 7-bit weights"
+    assert release.quantization_note("onnx_int8", {"activations": "QUInt8", "weights": "QUInt8"}) == \
+        "ONNX Runtime, QUInt8 activations, 8-bit QUInt8 weights"
+    assert release.quantization_note("fp32", {}) is None
+
+
+def test_a_release_says_how_each_int8_variant_was_quantized_and_why_one_lost(tmp_path):
+    evaluations = [_variant_evaluation("lite0", variant, acc, 0.90) for variant, acc in
+                   (("fp32", 0.95), ("fx_int8", 0.91), ("onnx_fp32", 0.95), ("onnx_int8", 0.95))]
+    cards = {"fx_int8": {"engine": "x86"}, "onnx_int8": {"activations": "QUInt8", "reduce_range": False}}
+    for variant, info in cards.items():
+        card = tmp_path / "models" / variant / "lite0" / "card.json"
+        card.parent.mkdir(parents=True)
+        card.write_text(json.dumps({"variant_info": info}))
+    notes = release.quantization_notes(tmp_path, evaluations)
+    assert notes[("lite0", "fx_int8")]["quantized"] == "FX, x86 engine, 7-bit activations"
+    # 8-bit ONNX weights saturate only on a CPU without VNNI: the note follows this machine's flags
+    assert bool(notes[("lite0", "onnx_int8")]["saturates_here"]) == int8_cpu.saturates()
+    summary = release.summary(evaluations, notes)
+    assert summary["models"]["lite0"]["fx_int8"]["quantized"] == "FX, x86 engine, 7-bit activations"
+    text = "\n".join(release.int8_lines(summary))
+    assert "| lite0 | fx_int8 | fp32 | **-4.0** | +0.0 | +0.0 | FX, x86 engine, 7-bit activations |" in text
+    assert ("| lite0 | onnx_int8 | onnx_fp32 | +0.0 | +0.0 | +0.0 "
+            "| ONNX Runtime, QUInt8 activations, 8-bit weights |") in text
+    assert "lite0 fx_int8 (4.0 points on test: 4 of 100 faces, net; FX, x86 engine, 7-bit activations)" in text
+    assert "The x86 engine's 7-bit activations" in text
 
 
 def _loso_record(by_source: bool = True) -> dict:

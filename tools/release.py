@@ -34,6 +34,7 @@ from pathlib import Path, PurePath
 import numpy as np
 import yaml
 
+from faceocc import int8_cpu
 from faceocc.atomic import atomic_path, write_bytes, write_json, write_text
 from faceocc.benchmark import cpu_name
 from faceocc.finder import DetectorSettings, FinderSettings
@@ -151,10 +152,42 @@ INT8_ORIGINS = {"fx_int8": "fp32", "onnx_int8": "onnx_fp32"}
 MAX_INT8_DROP_PT = 1.0  # issue 19: within a point of its origin on real data, or the report says which and why
 
 
-def summary(evaluations: list[dict]) -> dict:
+def quantization_note(variant: str, variant_info: dict | None) -> str | None:
+    """How an INT8 variant was quantized (its card's variant_info), in the terms that explain most INT8 losses:
+    the FX engine and its activation bits, ONNX Runtime's activation type and weight bits. None for FP32."""
+    info = variant_info or {}
+    if variant == "fx_int8" and info.get("engine"):
+        # PyTorch's x86 engine quantizes activations to 7 bits (reduce_range) so its sums cannot saturate
+        # without VNNI; onednn and qnnpack keep 8
+        bits = 7 if info["engine"] == "x86" else 8
+        return f"FX, {info['engine']} engine, {bits}-bit activations"
+    if variant == "onnx_int8":
+        weights = "QUInt8 " if info.get("weights") == "QUInt8" else ""
+        bits = 7 if info.get("reduce_range") else 8
+        return f"ONNX Runtime, {info.get('activations', 'QUInt8')} activations, {bits}-bit {weights}weights"
+    return None
+
+
+def quantization_notes(workspace: Path, evaluations: list[dict]) -> dict:
+    """{(backbone, variant): quantization_note, saturation risk on this CPU} from each INT8 model's card."""
+    notes = {}
+    for ev in evaluations:
+        card = Workspace(workspace).model(ev["variant"], ev["backbone"]) / "card.json"
+        if ev["variant"] not in INT8_ORIGINS or not card.is_file():
+            continue
+        info = json.loads(card.read_text()).get("variant_info")
+        notes[(ev["backbone"], ev["variant"])] = {
+            "quantized": quantization_note(ev["variant"], info),
+            "saturates_here": int8_cpu.saturation_risk(ev["variant"], info)}
+    return notes
+
+
+def summary(evaluations: list[dict], notes: dict | None = None) -> dict:
     """summary.json: every backbone x variant's size, latency and test / val / out-of-domain figures (accuracy,
     macro-F1, recall per class), and each INT8 variant's change against its FP32 origin in points, so that a
-    reviewer can diff a release's real-data figures across commits, not only the demo's."""
+    reviewer can diff a release's real-data figures across commits, not only the demo's. `notes`
+    (quantization_notes) add how each INT8 variant was quantized, which says why one loses."""
+    notes = notes or {}
     def figures(block: dict | None) -> dict | None:
         if not block:
             return None
@@ -181,13 +214,16 @@ def summary(evaluations: list[dict]) -> dict:
                 if a and b:
                     change[split] = round(100 * (b["accuracy"] - a["accuracy"]), 2)
             variants[int8]["accuracy_change_pt_vs"] = {"origin": origin, **change}
+            note = {k: v for k, v in notes.get((backbone, int8), {}).items() if v}
+            variants[int8].update(note)
             worst = min(change.values(), default=0.0)
             if worst < -MAX_INT8_DROP_PT:
                 on = min(change, key=change.get)
                 items = variants[int8][on]["items"]
                 # in faces, so that a reader tells one flipped face of a small split from a systematic loss
                 drops.append({"backbone": backbone, "variant": int8, "origin": origin, "worst_drop_pt": -worst,
-                              "on": on, "net_faces": round(-worst / 100 * items) if items else None, "of": items})
+                              "on": on, "net_faces": round(-worst / 100 * items) if items else None, "of": items,
+                              **note})
     return {"models": dict(models), "int8_more_than_1pt_below_fp32": drops}
 
 
@@ -204,15 +240,24 @@ def int8_lines(summary_record: dict) -> list[str]:
     changes = [(backbone, variant, variants[variant]["accuracy_change_pt_vs"])
                for backbone, variants in summary_record["models"].items() for variant in INT8_ORIGINS
                if variants.get(variant, {}).get("accuracy_change_pt_vs")]
-    lines += table(["backbone", "variant", "from", "test", "val", "out of domain"],
-                   [[b, v, c["origin"], *(cell(c.get(s)) for s in ("test", "val", "out_of_domain"))]
+    models = summary_record["models"]
+    lines += table(["backbone", "variant", "from", "test", "val", "out of domain", "quantized as"],
+                   [[b, v, c["origin"], *(cell(c.get(s)) for s in ("test", "val", "out_of_domain")),
+                     models[b][v].get("quantized", "—")]
                     for b, v, c in changes])
     drops = summary_record.get("int8_more_than_1pt_below_fp32") or []
     if drops:
         lines += ["", "More than a point below FP32: " + "; ".join(
             f"{d['backbone']} {d['variant']} ({d['worst_drop_pt']:.1f} points on {d['on'].replace('_', ' ')}"
-            + (f": {d['net_faces']} of {d['of']} faces, net)" if d.get("of") else ")")
+            + (f": {d['net_faces']} of {d['of']} faces, net" if d.get("of") else "")
+            + (f"; {d['quantized']}" if d.get("quantized") else "")
+            + (f"; {d['saturates_here']}" if d.get("saturates_here") else "") + ")"
             for d in drops) + "."]
+        if any(d.get("quantized", "").startswith("FX, x86") for d in drops):
+            lines += ["", "The x86 engine's 7-bit activations keep its INT8 sums from saturating on CPUs without "
+                      "VNNI (the one `quantize_fx.engine: auto` picks there) at the cost of half the activation "
+                      "resolution; EfficientNet-Lite0 has lost most with it in this project's measurements "
+                      "(docs/results.md)."]
     else:
         lines += ["", "Every INT8 variant is within a point of its FP32 origin on every split."]
     return lines
@@ -713,7 +758,7 @@ def main(argv: list[str] | None = None) -> None:
     record = release_record(workspace, evaluation, rows, [str(r) for r in args.data], args.holdout, split_rows,
                             raw_rows, task.name)
     record["made"] = provenance(args.repo)
-    record["summary"] = summary(evaluations)
+    record["summary"] = summary(evaluations, quantization_notes(workspace, evaluations))
     model_dir = Workspace(workspace).model(record["model"]["variant"], record["model"]["backbone"])
     record["end_to_end"] = end_to_end_record(model_dir, task, split_rows, raw_rows, args.holdout,
                                              Workspace(workspace).scrape)
