@@ -217,7 +217,7 @@ class Classifier(ClassifierBase):
             raise ModelFileError(f"{path}: does not fit {fit}: {mismatch}")
         try:
             model.load_state_dict(state)
-        except RuntimeError as err:  # missing or unexpected tensors: weights of another backbone
+        except RuntimeError:  # missing or unexpected tensors: weights of another backbone
             missing = sorted(set(model.state_dict()) - set(state))
             unexpected = sorted(set(state) - set(model.state_dict()))
             raise ModelFileError(f"{path}: does not fit {fit}: {len(missing)} tensors missing (e.g. "

@@ -120,8 +120,9 @@ class LabelledPhoto:
 def labelled_photos(root: str | Path, classes: Iterable[str], pattern: str = "*") -> list[LabelledPhoto]:
     """The entries under `root`/<class>/ (recursively) whose name matches `pattern` (fnmatch, as
     `split.out_of_domain`), sorted. Every entry counts, whatever its suffix: it is decoded by content, and one
-    that is not an image (or not a file: a FIFO, a dangling link, an empty folder) is reported when scored. A `crops.csv` beside the class folders (shared/datasets/occlusion4_more's:
-    columns file, face_box_xyxy and crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
+    that is not an image (or not a file: a FIFO, a dangling link, an empty folder) is reported when scored. A
+    `crops.csv` beside the class folders (shared/datasets/occlusion4_more's: columns file, face_box_xyxy and
+    crop_box_xyxy, both in the source photo's pixels) gives each file its face."""
     root = Path(root)
     crops = read_crops_csv(root / "crops.csv") if (root / "crops.csv").is_file() else {}
     photos = []

@@ -7,10 +7,11 @@ What makes FX INT8 fast or slow here (measured, ../shared/NOTES.md and reports/q
 - The converted GraphModule calls each quantized op from Python and re-packs nothing: MobileNetV2 at 112 px ran
   12.8 ms converted against 11.4 ms eager FP32 (the source document's "INT8 slower than FP32"). Traced and frozen
   with TorchScript, the same model ran 5.3 ms. So inference runs the frozen trace, one per thread count.
-- Engines: on a CPU with VNNI, `onednn` (8-bit activations) kept 90.6 % top-1 agreement with FP32 on odd
-  ImageNet photos where `x86` (7-bit activations, `reduce_range`) kept 65.6 %, at the same speed (2.9 vs 3.0 ms);
-  without VNNI, `onednn`'s sums saturate and `x86` is the one to use. The stage's `auto` picks by the CPU
-  (faceocc/int8_cpu.py). `qnnpack` targets ARM.
+- Engines: on the Intel Xeon of the first sessions (its CPU flags were not recorded), `onednn` (8-bit
+  activations) kept 90.6 % top-1 agreement with FP32 on odd ImageNet photos where `x86` (7-bit activations,
+  `reduce_range`) kept 65.6 %, at the same speed (2.9 vs 3.0 ms). On an AMD EPYC without VNNI `onednn`'s sums
+  saturate (86.6 % agreement on real val crops against 99.0 % for `x86`, docs/setup.md): `x86` is the one there.
+  The stage's `auto` picks by the CPU's flags (faceocc/int8_cpu.py). `qnnpack` targets ARM.
 - Weights per channel by default: depthwise convolutions have per-channel ranges that differ by orders of
   magnitude, and one shared scale per tensor rounds the small channels to zero.
 - timm's EfficientNet fuses BatchNorm and activation into one module (`BatchNormAct2d`) that FX cannot fold into

@@ -53,7 +53,8 @@ def load_classifier(model: str | Path | None = None, task: str | None = None, de
     if model is None and not (model_dir / "card.json").exists():
         raise ModelFileError(f"no {wanted.name} model at {model_dir}; pass --model DIR (after `dvc repro`, for "
                              "example models/onnx_int8/mobilenet_v2)"
-                             + ("" if wanted.name == "occlusion4" else f", or build it: make release TASK={wanted.name}"))
+                             + ("" if wanted.name == "occlusion4"
+                                else f", or build it: make release TASK={wanted.name}"))
     classifier = Classifier.load(model_dir, str(resolve_device(device)))
     card = classifier.card
     model_task = getattr(task_of_model(card.task, card.classes), "name", "")

@@ -59,15 +59,18 @@ def fx_engine(requested: str, flags: frozenset[str] | None = None, machine: str 
     return "x86" if saturates(flags, machine) else "onednn"
 
 
-def saturation_risk(variant: str | None, variant_info: dict | None, saturating: bool | None = None) -> str | None:
-    """Why an INT8 model (a card's variant and variant_info) loses accuracy on this CPU, or None if it does not."""
+def saturation_risk(variant: str | None, variant_info: dict | None, saturating: bool | None = None,
+                    onnx_stage: str = "quantize_onnx") -> str | None:
+    """Why an INT8 model (a card's variant and variant_info) loses accuracy on this CPU, or None if it does not.
+    `onnx_stage` is the params.yaml section that quantized an ONNX model (`detect_quantize` for the one-stage
+    graph), named in the fix."""
     info = variant_info or {}
     if variant == "fx_int8":
         at_risk = info.get("engine") == "onednn"
         fix = "re-quantize with quantize_fx.engine x86 (or auto on this CPU)"
     elif variant == "onnx_int8":
         at_risk = not info.get("reduce_range", False) and info.get("weights", "QInt8") == "QInt8"
-        fix = "re-quantize with quantize_onnx.reduce_range true"
+        fix = f"re-quantize with {onnx_stage}.reduce_range true"
     else:
         return None
     if not at_risk or not (saturates() if saturating is None else saturating):

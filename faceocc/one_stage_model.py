@@ -67,7 +67,8 @@ class OneStageDetector:
 
         self.folder = Path(folder)
         self.card = OneStageCard.read(self.folder)
-        risk = int8_cpu.saturation_risk("onnx_int8" if self.card.variant == "int8" else None, self.card.info)
+        risk = int8_cpu.saturation_risk("onnx_int8" if self.card.variant == "int8" else None, self.card.info,
+                                        onnx_stage="detect_quantize")
         if risk:
             log.warning("%s: %s", self.folder, risk)
         self.threshold = self.card.threshold if threshold is None else threshold

@@ -106,8 +106,8 @@ def explanations(f: dict) -> list[str]:
                          f"baseline's {'7' if base.get('reduce_range') else '8'} bits;")
         dynamic = onnx.get("dynamic (weights only)")
         if dynamic:
-            parts.append(f"dynamic quantization (convolutions as ConvInteger, activations quantized on the fly) runs at "
-                         f"{dynamic['latency_ratio']:.2f}x FP32;")
+            parts.append("dynamic quantization (convolutions as ConvInteger, activations quantized on the fly) runs "
+                         f"at {dynamic['latency_ratio']:.2f}x FP32;")
         if fx_base and "error" not in fx_base:
             parts.append(f"FX INT8 called as the converted GraphModule runs at {fx_base['converted_ratio']:.2f}x eager "
                          f"FP32, traced and frozen at {fx_base['frozen_ratio']:.2f}x.")
@@ -129,7 +129,8 @@ def explanations(f: dict) -> list[str]:
                    "re-quantization with its own calibrated range, which adds rounding error (not measured here: these "
                    "weights are untrained) and time: B0 INT8 runs "
                    f"{b0['latency_ms']['onnx_int8_QUInt8'] / b0['latency_ms']['onnx_fp32']:.2f}x its FP32 time with "
-                   f"unsigned activations and {b0['latency_ms']['onnx_int8_QInt8'] / b0['latency_ms']['onnx_fp32']:.2f}x "
-                   "with signed ones. That is why this project trains Lite0 (ReLU6, no SE) as its EfficientNet.")
+                   "unsigned activations and "
+                   f"{b0['latency_ms']['onnx_int8_QInt8'] / b0['latency_ms']['onnx_fp32']:.2f}x with signed ones. "
+                   "That is why this project trains Lite0 (ReLU6, no SE) as its EfficientNet.")
     return out
 

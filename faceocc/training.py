@@ -37,12 +37,14 @@ class TrainConfig:
     weight_decay: float = bounded(0.05, ge=0)
     warmup_epochs: float = bounded(1.0, ge=0)
     label_smoothing: float = bounded(0.1, ge=0, lt=1)
-    freeze_backbone_epochs: int = bounded(1, ge=0)  # train only the new head first, so random head gradients spare the backbone
+    # train only the new head first, so random head gradients spare the backbone
+    freeze_backbone_epochs: int = bounded(1, ge=0)
     patience: int = bounded(4, ge=1)                # epochs without a better validation macro-F1 before stopping
     hflip: bool = True                 # mirror half of each batch (seeded)
     seed: int = 0
     threads: int = bounded(2, ge=1)
-    device: str = checked("auto", is_device_name, DEVICE_NAMES)  # auto: CUDA when present; the CPU run is the deterministic reference
+    # auto: CUDA when present; the CPU run is the deterministic reference
+    device: str = checked("auto", is_device_name, DEVICE_NAMES)
     # score val (and, through the model card, every later prediction) as the mean of each crop's and its mirror
     # image's probabilities
     mirror_average: bool = False

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = json.loads(args.summary.read_text())
     figures = {"cpu": cpu_name(), "cpu_has_vnni": not int8_cpu.saturates(),
                "fx_engine": int8_cpu.fx_engine(p.baseline.engine), "torch_threads_for_trials": 1,
-               "backbones": backbones, "architectures": architectures, "targets": trials.targets(backbones, summary, p.targets)}
+               "backbones": backbones, "architectures": architectures,
+               "targets": trials.targets(backbones, summary, p.targets)}
     write_metrics(args.out.with_suffix(".json"), trials.keyed_by_name(figures))
     write_text(args.out, markdown(figures, p))
     log.info("wrote %s", args.out)

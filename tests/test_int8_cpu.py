@@ -57,6 +57,9 @@ def test_saturation_risk_names_the_variant_and_the_fix(variant, info, at_risk):
     assert (risk is not None) is at_risk
     if at_risk:
         assert variant in risk and "without VNNI" in risk and "re-quantize" in risk
+        if variant == "onnx_int8":  # the fix names the params section that quantized the graph
+            assert "quantize_onnx.reduce_range" in risk
+            assert "detect_quantize.reduce_range" in int8_cpu.saturation_risk(variant, info, True, "detect_quantize")
     assert int8_cpu.saturation_risk(variant, info, saturating=False) is None  # a VNNI CPU runs every variant right
 
 

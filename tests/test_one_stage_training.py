@@ -169,6 +169,28 @@ def test_the_int8_graph_finds_the_same_face_and_a_faceless_photo_has_none(one_st
     assert int8.predict_image(faceless, "coffee.png") == [{"path": "coffee.png", "label": None, "reason": "no_face"}]
 
 
+def test_an_8_bit_one_stage_graph_warns_on_a_cpu_without_vnni_naming_detect_quantize(one_stage_folders, tmp_path,
+                                                                                      monkeypatch, caplog):
+    import dataclasses
+    import logging
+    import shutil
+
+    from faceocc import int8_cpu
+    from faceocc.one_stage_model import OneStageCard, OneStageDetector
+
+    eight_bit = tmp_path / "eight_bit"
+    shutil.copytree(one_stage_folders[1], eight_bit)
+    card = OneStageCard.read(eight_bit)
+    dataclasses.replace(card, info={**card.info, "reduce_range": False}).write(eight_bit)
+    monkeypatch.setattr(int8_cpu, "saturates", lambda *a, **k: True)
+    with caplog.at_level(logging.WARNING, logger="faceocc.one_stage"):
+        OneStageDetector(one_stage_folders[1], threads=1)
+        assert not caplog.records  # the stage's default, 7-bit weights, is exact here
+        OneStageDetector(eight_bit, threads=1)
+    assert len(caplog.records) == 1
+    assert str(eight_bit) in caplog.text and "detect_quantize.reduce_range true" in caplog.text
+
+
 def test_faceocc_predict_and_score_run_a_one_stage_model_and_refuse_what_it_cannot_do(one_stage_folders, astronaut,
                                                                                       tmp_path, capsys):
     import json

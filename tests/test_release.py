@@ -195,8 +195,10 @@ def _variant_evaluation(backbone: str, variant: str, test_acc: float, ood_acc: f
 
 
 def test_the_summary_names_every_int8_variant_more_than_a_point_below_its_fp32_origin():
-    evaluations = [_variant_evaluation("lite0", "fp32", 0.95, 0.90), _variant_evaluation("lite0", "fx_int8", 0.91, 0.90),
-                   _variant_evaluation("lite0", "onnx_fp32", 0.95, 0.90), _variant_evaluation("lite0", "onnx_int8", 0.945, 0.895)]
+    evaluations = [_variant_evaluation("lite0", "fp32", 0.95, 0.90),
+                   _variant_evaluation("lite0", "fx_int8", 0.91, 0.90),
+                   _variant_evaluation("lite0", "onnx_fp32", 0.95, 0.90),
+                   _variant_evaluation("lite0", "onnx_int8", 0.945, 0.895)]
     summary = release.summary(evaluations)
     lite0 = summary["models"]["lite0"]
     assert lite0["fx_int8"]["accuracy_change_pt_vs"] == {"origin": "fp32", "test": -4.0, "val": 0.0,

@@ -231,7 +231,8 @@ def int8_lines(summary_record: dict) -> list[str]:
     """README lines: each INT8 variant's accuracy change against its FP32 origin, in points."""
     lines = ["", "## INT8 against FP32", "",
              "Accuracy change of each INT8 variant against the FP32 model it was quantized from, in points "
-             f"(a drop over {MAX_INT8_DROP_PT:g} point is in bold); every figure is in [summary.json](summary.json).", ""]
+             f"(a drop over {MAX_INT8_DROP_PT:g} point is in bold); every figure is in "
+             "[summary.json](summary.json).", ""]
 
     def cell(value) -> str:
         text = "—" if value is None else f"{value:+.1f}"
@@ -296,7 +297,8 @@ def release_record(workspace: Path, evaluation: dict, rows: list[dict], roots: l
     return {
         "task": task,
         "model": {"backbone": evaluation["backbone"], "variant": evaluation["variant"],
-                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"], "cpu": evaluation.get("cpu") or cpu_name(),
+                  "size_mb": evaluation["size_mb"], "latency_ms_p50": evaluation["latency_ms_p50"],
+                  "cpu": evaluation.get("cpu") or cpu_name(),
                   "views_per_face": evaluation.get("views_per_face", 1)},
         "chosen_by": "Validation macro-F1 among the candidates that meet the requirement, then latency",
         "candidates": rows,
@@ -512,7 +514,8 @@ def markdown(record: dict, requirement: dict) -> str:
         lines += int8_lines(record["summary"])
     if ood:
         lines += ["", "## Out-of-domain check", "",
-                  f"Every crop whose file name matches {', '.join(f'`{p}`' for p in record['data']['out_of_domain_patterns'])}"
+                  "Every crop whose file name matches "
+                  f"{', '.join(f'`{p}`' for p in record['data']['out_of_domain_patterns'])}"
                   " (with any near-duplicate of it) was kept out of train, val and test.", ""]
         lines += class_table({c: v for c, v in ood["per_class"].items() if v["support"]})
         lines += ["", "![out-of-domain confusion](confusion_out_of_domain.png)"]
@@ -670,7 +673,8 @@ def write_release(workspace: Path, record: dict, requirement: dict, out: Path) -
     pictures = confusion_pictures(record, classes)
     with atomic_path(out) as tmp:
         shutil.copytree(model_dir, tmp)
-        write_json(tmp / "release.json", {k: v for k, v in record.items() if k not in ("summary", "leave_one_source_out")})
+        write_json(tmp / "release.json",
+                   {k: v for k, v in record.items() if k not in ("summary", "leave_one_source_out")})
         if record.get("summary"):
             write_json(tmp / "summary.json", record["summary"])
         write_text(tmp / "README.md", markdown(record, requirement))
