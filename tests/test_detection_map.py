@@ -1,5 +1,6 @@
 """COCO mean average precision of found-and-labelled faces: the figures pycocotools gives on cases worked by hand."""
 
+import numpy as np
 import pytest
 
 from faceocc.detection_map import AnnotatedPhoto, Detection, coco_map, detections_of, voc_photos
@@ -94,8 +95,8 @@ def test_voc_photos_score_the_listed_faces_ignore_the_rest_and_name_what_cannot_
 
 
 @pytest.mark.parametrize("path", ["two-stage", "one-stage"])
-def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(path, tmp_path, astronaut,
-                                                                            astronaut_face):
+def test_the_tool_scores_a_workspaces_annotated_and_cropped_test_photos_end_to_end(path, tmp_path, astronaut,
+                                                                                astronaut_face):
     import json
 
     from conftest import write_untrained_model
@@ -119,11 +120,25 @@ def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(p
         "<annotation><filename>lost.png</filename><size><width>8</width><height>8</height></size><object><name>"
         "with_mask</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>7</xmax><ymax>7</ymax></bndbox></object>"
         "</annotation>")
+    # and a photo without annotations (occlusion4's kind): its face is the box the crop stage cut, its label the
+    # photo's
+    (ws / "data" / "scrape" / "b.png").write_bytes(encode_png(astronaut))
+    (ws / "data" / "scrape" / "c.png").write_bytes(b"truncated")  # unreadable now: named, its face missed
+    (ws / "data" / "crop").mkdir()
+    write_rows(ws / "data" / "crop" / "crops.csv",
+               [{"crop_id": f"{n}_0", "x1": x1, "y1": y1, "x2": x2, "y2": y2} for n in "bc"],
+               ("crop_id", "x1", "y1", "x2", "y2"))
     write_rows(ws / "data" / "scrape" / "manifest.csv",
                [{"id": "f0", "origin": f"{voc / 'annotations' / 'a.xml'}#0"},
-                {"id": "f1", "origin": f"{voc / 'annotations' / 'lost.xml'}#0"}], ("id", "origin"))
-    write_rows(ws / "data" / "split" / "split.csv", [{"source_id": "f0", "split": "test"},
-                                                      {"source_id": "f1", "split": "test"}], ("source_id", "split"))
+                {"id": "f1", "origin": f"{voc / 'annotations' / 'lost.xml'}#0"},
+                {"id": "b", "file": "b.png", "origin": "b.png"}, {"id": "c", "file": "c.png", "origin": "c.png"}],
+               ("id", "file", "origin"))
+    write_rows(ws / "data" / "split" / "split.csv",
+               [{"source_id": "f0", "split": "test"}, {"source_id": "f1", "split": "test"},
+                {"source_id": "b", "crop_id": "b_0", "label": "with_mask", "split": "test"},
+                {"source_id": "b", "crop_id": "b_1", "label": "with_mask", "split": "val"},
+                {"source_id": "c", "crop_id": "c_0", "label": "with_mask", "split": "test"}],
+               ("source_id", "crop_id", "label", "split"))
     (tmp_path / "model").mkdir()
     if path == "two-stage":
         model, flags = write_untrained_model(tmp_path / "model", CLASSES, task="mask_wearing"), []
@@ -140,7 +155,27 @@ def test_the_tool_scores_a_release_workspaces_annotated_test_photos_end_to_end(p
     assert detection_map.main(["--workspace", str(ws), "--model", str(model), *flags, "--json", str(out)]) == 1
     record = json.loads(out.read_text())
     assert record["path"] == path
-    assert (record["photos"], record["faces"], record["found_right"]["found"]) == (1, 1, 1)
-    # an untrained head labels the face anything: the AP of the one scored class is 1 exactly when it is right
-    assert record["map50"] == float(record["found_right"]["right"])
-    assert len(record["problems"]) == 1 and "lost.xml: no image 'lost.png'" in record["problems"][0]
+    assert (record["photos"], record["faces"], record["found_right"]["found"]) == (3, 3, 2)
+    # an untrained head labels the face anything, the same in both readable photos: the one scored class has an
+    # AP exactly when both are right
+    assert record["found_right"]["right"] in (0, 2) and (record["map50"] > 0) == (record["found_right"]["right"] > 0)
+    assert record["photo_long_side_p50"] == max(astronaut.shape[:2])  # of the photos that could be read
+    assert len(record["problems"]) == 2 and "lost.xml: no image 'lost.png'" in record["problems"][0]
+    assert "c.png" in record["problems"][1]
+
+
+def test_a_photo_scaled_to_a_long_side_gets_its_boxes_back_in_its_own_pixels():
+    from tools.detection_map import at_long_side
+
+    seen = []
+
+    def whole_image(image, path):  # a "detector" that boxes the whole image it is given
+        seen.append(image.shape[:2])
+        return [{"path": path, "box": [0.0, 0.0, float(image.shape[1]), float(image.shape[0])], "label": "a"},
+                {"path": path, "label": None, "reason": "too_small"}]
+
+    photo = np.zeros((300, 1200, 3), np.uint8)
+    records = at_long_side(whole_image, 640)(photo, "p.png")
+    assert seen == [(160, 640)]
+    assert records[0]["box"] == pytest.approx([0, 0, 1200, 300])
+    assert records[1] == {"path": "p.png", "label": None, "reason": "too_small"}

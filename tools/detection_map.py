@@ -1,7 +1,8 @@
 """COCO mAP of a released model as `faceocc predict` runs it (its card's finder, then the classifier; or, with
-`--one-stage`, a one-stage model folder), on the annotated (PascalVOC) photos of one split of its release
-workspace: the figures reports/one_stage.md sets side by side, with found x right per class and milliseconds per
-photo, both paths scored by the same code.
+`--one-stage`, a one-stage model folder), on the photos of one split of its release workspace, as `detect_evaluate`
+takes them: annotated (PascalVOC) photos with their boxes, any other photo with the box its face was cropped from
+(occlusion4's one face a photo). These are the figures reports/one_stage.md sets side by side, with found x right per
+class and milliseconds per photo, both paths scored by the same code.
 
     python -m tools.detection_map --workspace build/release_mask_wearing --model models/release_mask_wearing \
         --split ood --min-score 0.3 --json two_stage_ood.json
@@ -16,23 +17,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from faceocc.atomic import write_json
-from faceocc.detection_map import coco_map, detections_of, voc_photos
-from faceocc.end_to_end import annotated_test_faces, score_photos
-from faceocc.manifest import read_rows
 from faceocc.markdown import table
+from faceocc.one_stage_data import fit_long_side, workspace_photos
+from faceocc.one_stage_eval import run_detector, variant_figures
 from faceocc.splitting import OUT_OF_DOMAIN
 from faceocc.tasks import task_named
-from faceocc.workspace import MANIFEST_CSV, SPLIT_CSV, Workspace
+from faceocc.workspace import Workspace
 
 
-def two_stage_record(workspace: Path, model: Path, split: str, min_score: float | None, threads: int) -> dict:
+def two_stage_record(workspace: Path, model: Path, split: str, min_score: float | None, threads: int,
+                     long_side: int | None = None) -> dict:
     from faceocc.classifier import Classifier
     from faceocc.inference import FacePredictor, finder_settings
 
@@ -40,44 +39,57 @@ def two_stage_record(workspace: Path, model: Path, split: str, min_score: float 
     settings = finder_settings(classifier.card, threshold=min_score)
     predictor = FacePredictor(classifier, settings, threads=threads)
     return path_record(workspace, split, predictor, task_named(classifier.card.task), classifier.classes,
-                       {"path": "two-stage", "model": str(model), "finder": settings.to_dict()}, threads)
+                       {"path": "two-stage", "model": str(model), "finder": settings.to_dict()}, threads, long_side)
 
 
-def one_stage_record(workspace: Path, model: Path, split: str, min_score: float | None, threads: int) -> dict:
+def one_stage_record(workspace: Path, model: Path, split: str, min_score: float | None, threads: int,
+                     long_side: int | None = None) -> dict:
     """The same for a one-stage model folder, run as `faceocc predict --detector one-stage` runs it, at its face
     threshold `min_score` (default: its card's)."""
     from faceocc.one_stage_model import OneStagePredictor
 
     predictor = OneStagePredictor(model, threads=threads, threshold=min_score)
     return path_record(workspace, split, predictor, task_named(predictor.card.task), predictor.classes,
-                       {"path": "one-stage", **predictor.describe()}, threads)
+                       {"path": "one-stage", **predictor.describe()}, threads, long_side)
 
 
 def path_record(workspace: Path, split: str, predictor, task, classes: tuple[str, ...], described: dict,
-                threads: int) -> dict:
+                threads: int, long_side: int | None = None) -> dict:
+    """Both paths on the split's photos as `detect_evaluate` finds them: the annotated (PascalVOC) photos with
+    their boxes, and each other photo with the box its face was cropped from (occlusion4: one face a photo).
+    `long_side`: each photo is first scaled to that long side, as a caller would send it, and the boxes found
+    scaled back (the time then includes the scaling)."""
     ws = Workspace(workspace)
-    faces = annotated_test_faces(read_rows(ws.split / SPLIT_CSV), read_rows(ws.scrape / MANIFEST_CSV), split)
-    photos, problems = voc_photos(faces, task.label_of, classes)
-    records, ms, sides = {}, [], []
-
-    def timed(image, path: str) -> list[dict]:
-        # found x right and the mAP read the same predictions: each photo is decoded and predicted once
-        start = time.perf_counter()
-        records[path] = predictor.predict_image(image, path)
-        ms.append((time.perf_counter() - start) * 1000)
-        sides.append(max(image.shape[:2]))
-        return records[path]
-
-    with tqdm(total=len(faces), desc=f"{described['path']} on {split}", unit="photo") as progress:
-        found_right = score_photos(faces, timed, task.label_of, classes, progress=progress)
-    predicted = [photo for photo in photos if photo.path in records]  # a photo that would not decode: a problem
-    result = coco_map(predicted, [detections_of(records[p.path]) for p in predicted], classes)
-    return {**described, "split": split, **result,
-            "found_right": {k: found_right[k] for k in ("faces", "found", "right", "per_class")},
-            "ms_per_photo_p50": round(float(np.median(ms)), 1) if ms else None,
+    photos, problems = workspace_photos(ws.split, ws.crop, ws.scrape, split, classes, task.label_of)
+    predict = predictor.predict_image if long_side is None else at_long_side(predictor.predict_image, long_side)
+    records, ms, unread = run_detector(predict, photos, f"{described['path']} on {split}")
+    # every record counts toward the mAP, and found x right is counted at the threshold the predictor ran at
+    figures = variant_figures(photos, records, ms, classes, 0.0, 0.5)
+    sides = [side for side in (max(_size(p.path)) for p in photos) if side]
+    # a photo that cannot be read is named once in problems, and its faces count as missed (as in detect_evaluate)
+    return {**described, "split": split, **figures,
             "photo_long_side_p50": int(np.median(sides)) if sides else None,
-            "threads": threads,  # a photo that cannot be read is named by both counts: once here
-            "problems": problems + [p for p in found_right["problems"] if p not in problems]}
+            "photos_scaled_to": long_side, "threads": threads, "problems": problems + unread}
+
+
+def at_long_side(predict, side: int):
+    """`predict(image, path)` run on the image scaled to a long side of `side` px, its boxes given back in the
+    photo's own pixels."""
+    def scaled_predict(image: np.ndarray, path: str) -> list[dict]:
+        scaled, scale = fit_long_side(image, side)
+        return [{**r, "box": [v / scale for v in r["box"]]} if r.get("box") is not None else r
+                for r in predict(scaled, path)]
+    return scaled_predict
+
+
+def _size(path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, Image.DecompressionBombError):  # run_detector has named the photo already
+        return (0, 0)
 
 
 def markdown(record: dict) -> list[str]:
@@ -98,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "val", "test", OUT_OF_DOMAIN))
     parser.add_argument("--min-score", type=float, help="the finder's threshold (default: the card's)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--long-side", type=int, metavar="PX",
+                        help="scale each photo to this long side first (e.g. 640: ms per 640 px photo)")
     parser.add_argument("--json", type=Path, help="write the whole record here")
     args = parser.parse_args(argv)
     run = one_stage_record if args.one_stage else two_stage_record
-    record = run(args.workspace, args.model, args.split, args.min_score, args.threads)
+    record = run(args.workspace, args.model, args.split, args.min_score, args.threads, args.long_side)
     for problem in record["problems"]:
         print(f"detection_map: {problem}", file=sys.stderr)
     print("\n".join(markdown(record)))
