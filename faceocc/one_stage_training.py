@@ -71,6 +71,46 @@ def feature_set(photos: Sequence[AnnotatedPhoto], classes: Sequence[str], side: 
     return (FeatureSet(np.stack(features), np.stack(targets)) if features else FeatureSet(*empty)), problems
 
 
+def export_parity(graph, branch, session, blobs: Sequence[np.ndarray]) -> dict:
+    """The exported one-stage graph (ONNX, run by ONNX Runtime) against what it was made from, on network inputs
+    `blobs` ((3, H, W) each): the trained PyTorch branch over the backbone `session`'s features. The largest
+    |difference| of a class probability, and the share of cells whose most probable class is the same."""
+    from faceocc.detectors import cpu_session
+    from faceocc.one_stage import CLASS_OUTPUT
+
+    exported = cpu_session(graph.SerializeToString(), 1)
+    name = next(o.name for o in exported.get_outputs() if o.name.endswith(CLASS_OUTPUT))
+    was_training = branch.training
+    branch.eval()
+    largest, same, cells = 0.0, 0, 0
+    for blob in blobs:
+        got = exported.run([name], {INPUT: blob[None]})[0]
+        with torch.no_grad():
+            features = torch.from_numpy(session.run([FEATURES], {INPUT: blob[None]})[0])
+            expected = torch.softmax(branch(features), 1).numpy()
+        largest = max(largest, float(np.abs(got - expected).max()))
+        same += int((got.argmax(1) == expected.argmax(1)).sum())
+        cells += got.shape[0] * got.shape[2] * got.shape[3]
+    branch.train(was_training)
+    return {"photos": len(blobs), "max_abs_probability_diff": round(largest, 7),
+            "cell_top1_agreement": round(same / cells, 6) if cells else None}
+
+
+def parity_inputs(photos: Sequence[AnnotatedPhoto], side: int, count: int) -> list[np.ndarray]:
+    """The first `count` photos that decode, as the detector feeds them to the network (long side `side`, padded
+    to multiples of 32; not the training squares). A photo that does not decode was named when its features
+    failed."""
+    blobs = []
+    for photo in photos:
+        if len(blobs) == count:
+            break
+        try:
+            blobs.append(network_input(load_rgb(photo.path), side)[0])
+        except ImageDecodeError:
+            continue
+    return blobs
+
+
 def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse class frequency over the taught cells (normalised to mean 1): a rare class's faces count as much."""
     counts = np.bincount(targets[targets != IGNORE].ravel(), minlength=num_classes).astype(np.float64)

@@ -17,7 +17,7 @@ from faceocc.atomic import stage_output, write_metrics
 from faceocc.one_stage import one_stage_graph
 from faceocc.one_stage_data import workspace_photos
 from faceocc.one_stage_model import GRAPH_FILE, OneStageCard
-from faceocc.one_stage_training import backbone_session, feature_set, train_branch
+from faceocc.one_stage_training import backbone_session, export_parity, feature_set, parity_inputs, train_branch
 from stages._common import load_params, refuse, setup_logging
 from stages._task import task_of
 
@@ -38,6 +38,8 @@ class DetectTrainParams:
     min_face: int = 10        # px, a found face's short side in the photo (its card)
     seed: int = 0
     threads: int = 0          # ONNX Runtime's, for the backbone's features; 0 = every core
+    parity_photos: int = 8    # val photos the exported graph is checked on against the PyTorch branch
+    max_abs_probability_diff: float = 1e-3  # the most a class probability may differ; more stops the stage
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,10 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     task = task_of(args.crops)
     started = time.perf_counter()
     session = backbone_session(params.threads)
-    sets = {}
+    sets, photos_of = {}, {}
     for split, mirror, central in (("train", params.mirror, params.central), ("val", False, 0.0)):
-        photos, problems = workspace_photos(args.split, args.crops, args.raw, split, task.classes, task.label_of)
-        sets[split], unread = feature_set(photos, task.classes, params.side, session, mirror=mirror, central=central,
+        photos_of[split], problems = workspace_photos(args.split, args.crops, args.raw, split, task.classes,
+                                                      task.label_of)
+        sets[split], unread = feature_set(photos_of[split], task.classes, params.side, session, mirror=mirror, central=central,
                                           desc=f"{split} features")
         for problem in problems + unread:
             log.warning("%s: %s", split, problem)
@@ -68,17 +71,21 @@ def main(argv: list[str] | None = None) -> None:
     branch, history = train_branch(sets["train"], sets["val"], task.classes, epochs=params.epochs, batch=params.batch,
                                    lr=params.lr, tower_lr=params.tower_lr, hidden=params.hidden, seed=params.seed)
     best = max(history, key=lambda h: (h["val_macro_f1"], -h["epoch"]))
+    graph = one_stage_graph(branch)
+    parity = export_parity(graph, branch, session, parity_inputs(photos_of["val"], params.side, params.parity_photos))
+    if parity["max_abs_probability_diff"] > params.max_abs_probability_diff:
+        refuse(f"detect_train: the exported graph differs from the trained branch: {parity}")
     card = OneStageCard(task.name, task.classes, params.side, params.threshold, params.min_face,
-                        info={"trained": asdict(params), "best_epoch": best["epoch"]})
+                        info={"trained": asdict(params), "best_epoch": best["epoch"], "export_parity": parity})
     with stage_output(args.out) as tmp:
         tmp.mkdir()
-        onnx.save(one_stage_graph(branch), str(tmp / GRAPH_FILE))
+        onnx.save(graph, str(tmp / GRAPH_FILE))
         card.write(tmp)
     write_metrics(args.metrics, {"train_views": len(sets["train"].features), "val_photos": len(sets["val"].features),
                                  "best_epoch": best["epoch"], "val_macro_f1": best["val_macro_f1"],
-                                 "val_accuracy": best["val_accuracy"], "epochs": history})
-    log.info("one-stage (%s): best epoch %d of %d, val macro-F1 %.4f at the faces' centres; %.0f s", task.name,
-             best["epoch"], params.epochs, best["val_macro_f1"], time.perf_counter() - started)
+                                 "val_accuracy": best["val_accuracy"], "export_parity": parity, "epochs": history})
+    log.info("one-stage (%s): best epoch %d of %d, val macro-F1 %.4f at the faces' centres; ONNX parity %s; %.0f s",
+             task.name, best["epoch"], params.epochs, best["val_macro_f1"], parity, time.perf_counter() - started)
 
 
 if __name__ == "__main__":

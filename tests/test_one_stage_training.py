@@ -321,3 +321,27 @@ def test_a_release_writes_the_one_stage_model_that_faceocc_loads_with_its_figure
     assert "| mask_weared_incorrect | 0.500 | 32 / 31 of 33 |" in readme
     assert "the best val epoch, 9 of 10, at val macro-F1 0.690 over 161 val photos" in readme
     assert "of FP32's 350 faces INT8 finds 349, 340 with the same label" in readme
+
+
+def test_the_exported_graph_is_checked_against_the_branch_it_was_made_from(astronaut):
+    from faceocc.one_stage import class_branch, one_stage_graph
+    from faceocc.one_stage_training import backbone_session, export_parity
+
+    branch, session = class_branch(len(CLASSES), 16, seed=1), backbone_session(1)
+    blobs = [network_input(astronaut, 320)[0]]
+    same = export_parity(one_stage_graph(branch), branch, session, blobs)
+    assert same["photos"] == 1 and same["max_abs_probability_diff"] < 1e-4 and same["cell_top1_agreement"] == 1.0
+    # a graph exported from another branch (what a broken export would hand on) is told apart
+    other = export_parity(one_stage_graph(class_branch(len(CLASSES), 16, seed=2)), branch, session, blobs)
+    assert other["max_abs_probability_diff"] > 1e-2 and other["cell_top1_agreement"] < 1.0
+
+
+def test_parity_runs_on_the_first_readable_photos_as_the_detector_feeds_them(tmp_path, astronaut):
+    from faceocc.images import encode_png
+    from faceocc.one_stage_training import parity_inputs
+
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    (tmp_path / "a.png").write_bytes(encode_png(astronaut[:200]))  # 200 x 512: not square
+    photos = [AnnotatedPhoto(str(tmp_path / name), (), ()) for name in ("bad.png", "a.png", "a.png", "a.png")]
+    blobs = parity_inputs(photos, 320, 2)
+    assert len(blobs) == 2 and blobs[0].shape == (3, 128, 320)  # long side 320, padded to multiples of 32
