@@ -56,7 +56,8 @@ def metrics(rows: list[dict], clusters: list[dict], unreadable: list[str], max_d
         by_label[label] = {"crops": len(mine), "kept": sum(r["outcome"] == "kept" for r in mine),
                            "duplicates_dropped": sum(r["outcome"].endswith("duplicate") for r in mine)}
     return {"crops": len(rows) + len(unreadable), "unreadable": len(unreadable),
-            "outcomes": {k: outcomes.get(k, 0) for k in ("kept", "label_conflict", "exact_duplicate", "near_duplicate")},
+            "outcomes": {k: outcomes.get(k, 0)
+                         for k in ("kept", "label_conflict", "exact_duplicate", "near_duplicate")},
             "clusters_with_duplicates": len(clusters), "largest_cluster": max((c["size"] for c in clusters), default=1),
             "label_conflict_clusters": sum(c["conflict"] for c in clusters), "by_label": by_label,
             "max_distance": max_distance}

@@ -173,7 +173,8 @@ def check_annotation(faces: tuple[RofFace, ...], width: int, height: int, tolera
         if x2 <= x1 or y2 <= y1:
             return f"face {k}: empty box {face.box}"
         if any(not (-slack_x <= px <= width + slack_x and -slack_y <= py <= height + slack_y) for px, py in points):
-            return f"face {k}: box/landmarks reach outside the {width}x{height} image (picture changed since annotation?)"
+            return (f"face {k}: box/landmarks reach outside the {width}x{height} image "
+                    "(picture changed since annotation?)")
     return ""
 
 

@@ -47,7 +47,8 @@ class WebConfig:
     retries: int = bounded(3, ge=0)                  # connection errors, 5xx and 429 each get this many more tries
     backoff_s: float = bounded(0.5, ge=0)            # first retry waits this long, then doubling
     max_retry_after_s: float = bounded(120.0, ge=0)  # a 429/503 asking for a longer wait ends the URL instead
-    per_host_interval_s: float = bounded(1.0, ge=0)  # seconds between requests to one host; robots Crawl-delay may raise it
+    # seconds between requests to one host; robots.txt's Crawl-delay may raise it
+    per_host_interval_s: float = bounded(1.0, ge=0)
     max_bytes: int = bounded(20_000_000, ge=1)       # response bodies above this end as too_large
     max_redirects: int = bounded(5, ge=0)
     obey_robots: bool = True
