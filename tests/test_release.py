@@ -226,11 +226,16 @@ def test_quantization_notes_say_the_fx_engines_and_onnx_weights_bits():
 def test_a_release_says_how_each_int8_variant_was_quantized_and_why_one_lost(tmp_path):
     evaluations = [_variant_evaluation("lite0", variant, acc, 0.90) for variant, acc in
                    (("fp32", 0.95), ("fx_int8", 0.91), ("onnx_fp32", 0.95), ("onnx_int8", 0.95))]
-    cards = {"fx_int8": {"engine": "x86"}, "onnx_int8": {"activations": "QUInt8", "reduce_range": False}}
+    cards = {"fx_int8": {"engine": "x86", "per_channel": True},
+             "onnx_int8": {"activations": "QUInt8", "per_channel": True, "reduce_range": False}}
+    from faceocc.classifier import CARD_FILE, ModelCard
+
     for variant, info in cards.items():
-        card = tmp_path / "models" / variant / "lite0" / "card.json"
-        card.parent.mkdir(parents=True)
-        card.write_text(json.dumps({"variant_info": info}))
+        model_dir = tmp_path / "models" / variant / "lite0"
+        model_dir.mkdir(parents=True)
+        card = ModelCard(backbone="efficientnet_lite0", classes=("face", "masked"), input_size=224,
+                         mean=(0.5,) * 3, std=(0.5,) * 3, variant=variant, variant_info=info)
+        (model_dir / CARD_FILE).write_text(card.to_json())
     notes = release.quantization_notes(tmp_path, evaluations)
     assert notes[("lite0", "fx_int8")]["quantized"] == "FX, x86 engine, 7-bit activations"
     # 8-bit ONNX weights saturate only on a CPU without VNNI: the note follows this machine's flags

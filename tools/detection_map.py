@@ -61,11 +61,16 @@ def path_record(workspace: Path, split: str, predictor, task, classes: tuple[str
     scaled back (the time then includes the scaling)."""
     ws = Workspace(workspace)
     photos, problems = workspace_photos(ws.split, ws.crop, ws.scrape, split, classes, task.label_of)
-    predict = predictor.predict_image if long_side is None else at_long_side(predictor.predict_image, long_side)
+    inner = predictor.predict_image if long_side is None else at_long_side(predictor.predict_image, long_side)
+    sides = []
+
+    def predict(image: np.ndarray, path: str) -> list[dict]:
+        sides.append(max(image.shape[:2]))  # the photo's own size, read off the decoded image run_detector passes
+        return inner(image, path)
+
     records, ms, unread = run_detector(predict, photos, f"{described['path']} on {split}")
     # every record counts toward the mAP, and found x right is counted at the threshold the predictor ran at
     figures = variant_figures(photos, records, ms, classes, 0.0, 0.5)
-    sides = [side for side in (max(_size(p.path)) for p in photos) if side]
     # a photo that cannot be read is named once in problems, and its faces count as missed (as in detect_evaluate)
     return {**described, "split": split, **figures,
             "photo_long_side_p50": int(np.median(sides)) if sides else None,
@@ -80,16 +85,6 @@ def at_long_side(predict, side: int):
         return [{**r, "box": [v / scale for v in r["box"]]} if r.get("box") is not None else r
                 for r in predict(scaled, path)]
     return scaled_predict
-
-
-def _size(path: str) -> tuple[int, int]:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, Image.DecompressionBombError):  # run_detector has named the photo already
-        return (0, 0)
 
 
 def markdown(record: dict) -> list[str]:

@@ -170,12 +170,14 @@ def quantization_note(variant: str, variant_info: dict | None) -> str | None:
 
 def quantization_notes(workspace: Path, evaluations: list[dict]) -> dict:
     """{(backbone, variant): quantization_note, saturation risk on this CPU} from each INT8 model's card."""
+    from faceocc.classifier import CARD_FILE, ModelCard
+
     notes = {}
     for ev in evaluations:
-        card = Workspace(workspace).model(ev["variant"], ev["backbone"]) / "card.json"
-        if ev["variant"] not in INT8_ORIGINS or not card.is_file():
+        model_dir = Workspace(workspace).model(ev["variant"], ev["backbone"])
+        if ev["variant"] not in INT8_ORIGINS or not (model_dir / CARD_FILE).is_file():
             continue
-        info = json.loads(card.read_text()).get("variant_info")
+        info = ModelCard.read(model_dir).variant_info
         notes[(ev["backbone"], ev["variant"])] = {
             "quantized": quantization_note(ev["variant"], info),
             "saturates_here": int8_cpu.saturation_risk(ev["variant"], info)}
